@@ -1,0 +1,30 @@
+namespace Cluster.Compute.Backends;
+
+/// <summary>Creates backends by their command-line names.</summary>
+public static class BackendFactory
+{
+    /// <summary>The names --backend accepts.</summary>
+    public static readonly IReadOnlyList<string> Names = ["auto", "managed", "openblas"];
+
+    /// <summary>
+    /// Creates <paramref name="name"/> with <paramref name="threads"/> threads. "auto" is the managed backend, which
+    /// needs nothing from the system; "openblas" fails with a clear message when the library is missing.
+    /// </summary>
+    public static ComputeBackend Create(string name, int threads)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        switch (name.ToLowerInvariant())
+        {
+            case "auto":
+            case "managed":
+                return new ManagedBackend(threads);
+            case "openblas":
+                return OpenBlasBackend.TryCreate(threads, out var reason) ?? throw new InvalidOperationException(reason);
+            default:
+                throw new ArgumentException($"Unknown backend '{name}'; use one of: {string.Join(", ", Names)}.", nameof(name));
+        }
+    }
+
+    /// <summary>Default thread count: every processor.</summary>
+    public static int DefaultThreads => Environment.ProcessorCount;
+}

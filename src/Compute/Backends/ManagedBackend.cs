@@ -1,0 +1,146 @@
+using System.Runtime.InteropServices;
+using Cluster.Compute.Kernels;
+
+namespace Cluster.Compute.Backends;
+
+/// <summary>The portable backend: packed, cache-blocked Vector256/FMA GEMM split over a thread team.</summary>
+public sealed unsafe class ManagedBackend : ComputeBackend
+{
+    // Below this many multiply-adds per thread, forking costs more than it saves.
+    private const long MinWorkPerThread = 96L * 96 * 96;
+    private readonly ThreadTeam? _team;
+    private readonly GemmJob _job;
+    private readonly Lock _gemmLock = new();
+    private bool _disposed;
+
+    /// <summary>Creates the backend with <paramref name="threads"/> threads (the caller's included).</summary>
+    public ManagedBackend(int threads = 1)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        Threads = threads;
+        _team = threads > 1 ? new ThreadTeam(threads) : null;
+        _job = new GemmJob(threads);
+    }
+
+    /// <inheritdoc/>
+    public override string Name => "managed";
+
+    /// <inheritdoc/>
+    public override int Threads { get; }
+
+    /// <inheritdoc/>
+    public override void Gemm(bool transA, bool transB, int m, int n, int k, float alpha, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)
+    {
+        GemmShape.Validate(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
+        if (m == 0 || n == 0)
+        {
+            return;
+        }
+
+        lock (_gemmLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            fixed (float* pa = a, pb = b, pc = c)
+            {
+                _job.Call = new GemmCall
+                {
+                    TransA = transA, TransB = transB, M = m, N = n, K = k, Alpha = alpha, Beta = beta,
+                    A = pa, Lda = lda, B = pb, Ldb = ldb, C = pc, Ldc = ldc,
+                };
+                var work = (long)m * n * Math.Max(k, 1);
+                var parts = (int)Math.Clamp(work / MinWorkPerThread, 1, Threads);
+                _job.Partition(parts);
+                if (parts == 1 || _team is null)
+                {
+                    _job.Execute(0);
+                }
+                else
+                {
+                    _team.Run(_job, parts);
+                }
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        lock (_gemmLock)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            _team?.Dispose();
+            _job.Free();
+        }
+    }
+
+    private sealed class GemmJob : ITeamWork
+    {
+        private readonly nint[] _packA;
+        private readonly nint[] _packB;
+        private int _parts;
+        private bool _splitColumns;
+        private int _stride;
+
+        public GemmJob(int threads)
+        {
+            _packA = new nint[threads];
+            _packB = new nint[threads];
+            for (var t = 0; t < threads; t++)
+            {
+                _packA[t] = (nint)NativeMemory.AlignedAlloc(PackedGemm.PackASize * sizeof(float), 64);
+                _packB[t] = (nint)NativeMemory.AlignedAlloc(PackedGemm.PackBSize * sizeof(float), 64);
+            }
+        }
+
+        public GemmCall Call;
+
+        public void Partition(int parts)
+        {
+            _parts = parts;
+            // Split whichever dimension has more micro-tiles, in whole tiles, so each element has one owner and the
+            // result does not depend on the thread count.
+            var columnTiles = (Call.N + PackedGemm.Nr - 1) / PackedGemm.Nr;
+            var rowTiles = (Call.M + PackedGemm.Mr - 1) / PackedGemm.Mr;
+            _splitColumns = columnTiles >= rowTiles;
+            var tiles = _splitColumns ? columnTiles : rowTiles;
+            var tileSize = _splitColumns ? PackedGemm.Nr : PackedGemm.Mr;
+            _stride = (tiles + parts - 1) / parts * tileSize;
+        }
+
+        public void Execute(int part)
+        {
+            if (part >= _parts)
+            {
+                return;
+            }
+
+            var start = part * _stride;
+            var packA = (float*)_packA[part];
+            var packB = (float*)_packB[part];
+            if (_splitColumns)
+            {
+                PackedGemm.Compute(Call, 0, Call.M, Math.Min(start, Call.N), Math.Min(start + _stride, Call.N), packA, packB);
+            }
+            else
+            {
+                PackedGemm.Compute(Call, Math.Min(start, Call.M), Math.Min(start + _stride, Call.M), 0, Call.N, packA, packB);
+            }
+        }
+
+        public void Free()
+        {
+            for (var t = 0; t < _packA.Length; t++)
+            {
+                NativeMemory.AlignedFree((void*)_packA[t]);
+                NativeMemory.AlignedFree((void*)_packB[t]);
+                _packA[t] = 0;
+                _packB[t] = 0;
+            }
+        }
+    }
+}

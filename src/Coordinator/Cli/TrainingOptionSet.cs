@@ -1,0 +1,118 @@
+using System.CommandLine;
+using System.Globalization;
+using Cluster.Compute;
+using Cluster.Compute.Data;
+using Cluster.Compute.Optim;
+using Cluster.Coordinator.Runs;
+
+namespace Cluster.Coordinator.Cli;
+
+/// <summary>The training options shared by <c>train</c> and <c>coordinator</c>, each with its environment twin.</summary>
+public sealed class TrainingOptionSet
+{
+    private readonly Option<string> _dataset = EnvOption.Create("--dataset", "mnist, or the path of a CSV file (header row, numeric features).", "CLUSTER_DATASET", "mnist");
+    private readonly Option<string> _dataDir = EnvOption.Create("--data-dir", "Folder of the MNIST IDX files (plain or .gz); fetched there when missing.", "CLUSTER_DATA_DIR", Path.Combine("data", "mnist"));
+    private readonly Option<string?> _label = EnvOption.Create<string?>("--label", "Label column of a CSV dataset.", "CLUSTER_LABEL", null);
+    private readonly Option<string> _task = EnvOption.Create("--task", "auto|classification|regression: what a CSV label means (auto: text or up to 20 whole numbers are classes).", "CLUSTER_TASK", "auto");
+    private readonly Option<string?> _testData = EnvOption.Create<string?>("--test-data", "CSV file with the same columns, used as the test set.", "CLUSTER_TEST_DATA", null);
+    private readonly Option<string> _layers = EnvOption.Create("--layers", "Hidden layer sizes, comma-separated (empty for none).", "CLUSTER_LAYERS", "128,64");
+    private readonly Option<string> _activation = EnvOption.Create("--activation", "Hidden activation: relu, sigmoid, tanh, identity, step.", "CLUSTER_ACTIVATION", "relu");
+    private readonly Option<string?> _outputActivation = EnvOption.Create<string?>("--output-activation", "Output activation (default: softmax for cross-entropy, sigmoid for binary cross-entropy and MSE classifiers, identity for regression).", "CLUSTER_OUTPUT_ACTIVATION", null);
+    private readonly Option<string?> _loss = EnvOption.Create<string?>("--loss", "cross-entropy, mse or binary-cross-entropy (default: cross-entropy for classes, mse for regression).", "CLUSTER_LOSS", null);
+    private readonly Option<string> _init = EnvOption.Create("--init", "Weight initialisation: auto, xavier-uniform, xavier-normal, he-uniform, he-normal, small-uniform.", "CLUSTER_INIT", "auto");
+    private readonly Option<string> _optimizer = EnvOption.Create("--optimizer", "sgd, momentum or adam.", "CLUSTER_OPTIMIZER", "sgd");
+    private readonly Option<float?> _lr = EnvOption.Create<float?>("--lr", "Learning rate (default 0.1 for sgd, 0.01 for momentum, 0.001 for adam).", "CLUSTER_LR", null);
+    private readonly Option<float> _momentum = EnvOption.Create("--momentum", "Momentum coefficient.", "CLUSTER_MOMENTUM", 0.9f);
+    private readonly Option<float> _l1 = EnvOption.Create("--l1", "L1 penalty on weights.", "CLUSTER_L1", 0f);
+    private readonly Option<float> _l2 = EnvOption.Create("--l2", "L2 penalty on weights (weight decay).", "CLUSTER_L2", 0f);
+    private readonly Option<float> _dropout = EnvOption.Create("--dropout", "Dropout rate after each hidden layer (0 = off).", "CLUSTER_DROPOUT", 0f);
+    private readonly Option<int> _batchSize = EnvOption.Create("--batch-size", "Samples per (global) mini-batch; the training-set size gives full-batch descent, 1 stochastic.", "CLUSTER_BATCH_SIZE", 64);
+    private readonly Option<int> _epochs = EnvOption.Create("--epochs", "Passes over the training data.", "CLUSTER_EPOCHS", 5);
+    private readonly Option<ulong> _seed = EnvOption.Create("--seed", "Seed of every random choice (init, shuffles, dropout, splits).", "CLUSTER_SEED", 0UL);
+    private readonly Option<int> _threads = EnvOption.Create("--threads", "Compute threads per process.", "CLUSTER_THREADS", 0);
+    private readonly Option<string> _backend = EnvOption.Create("--backend", "Compute backend: auto, managed or openblas.", "CLUSTER_BACKEND", "auto");
+    private readonly Option<string> _schedule = EnvOption.Create("--lr-schedule", "constant, step:EPOCHS:GAMMA or exp:GAMMA.", "CLUSTER_LR_SCHEDULE", "constant");
+    private readonly Option<double> _validationSplit = EnvOption.Create("--validation-split", "Fraction of the training data held out for validation (0 = none).", "CLUSTER_VALIDATION_SPLIT", 0.0);
+    private readonly Option<int> _earlyStopping = EnvOption.Create("--early-stopping", "Stop after this many epochs without a better validation loss, keeping the best weights (0 = off).", "CLUSTER_EARLY_STOPPING", 0);
+    private readonly Option<bool> _standardize = EnvOption.Create("--standardize", "Scale CSV features to zero mean and unit variance (fitted on the training data, saved with the model).", "CLUSTER_STANDARDIZE", true);
+    private readonly Option<string?> _initModel = EnvOption.Create<string?>("--init-model", "Start from a saved model (binary or .json) instead of random weights.", "CLUSTER_INIT_MODEL", null);
+    private readonly Option<string?> _model = EnvOption.Create<string?>("--model", "Save the trained model here (.json for JSON, else binary).", "CLUSTER_MODEL", null);
+    private readonly Option<string?> _report = EnvOption.Create<string?>("--report", "Write the training report (JSON) here.", "CLUSTER_REPORT", null);
+    private readonly Option<bool> _quiet = EnvOption.Create("--quiet", "Print only errors and the final result.", "CLUSTER_QUIET", false);
+
+    /// <summary>Adds every option to <paramref name="command"/>.</summary>
+    public void AddTo(Command command)
+    {
+        foreach (var option in All)
+        {
+            command.Options.Add(option);
+        }
+    }
+
+    private IEnumerable<Option> All =>
+    [
+        _dataset, _dataDir, _label, _task, _testData, _layers, _activation, _outputActivation, _loss, _init, _optimizer, _lr,
+        _momentum, _l1, _l2, _dropout, _batchSize, _epochs, _seed, _threads, _backend, _schedule, _validationSplit,
+        _earlyStopping, _standardize, _initModel, _model, _report, _quiet,
+    ];
+
+    /// <summary>Reads the options into settings, with clear errors for malformed values.</summary>
+    public TrainSettings Bind(ParseResult r)
+    {
+        var optimizer = r.GetValue(_optimizer)!.ToLowerInvariant();
+        var threads = r.GetValue(_threads);
+        return new TrainSettings
+        {
+            Dataset = r.GetValue(_dataset)!,
+            DataDir = r.GetValue(_dataDir)!,
+            Label = r.GetValue(_label),
+            Task = ParseTask(r.GetValue(_task)!),
+            TestData = r.GetValue(_testData),
+            Hidden = ParseLayers(r.GetValue(_layers)!),
+            Activation = Names.ParseActivation(r.GetValue(_activation)!),
+            OutputActivation = r.GetValue(_outputActivation) is { } oa ? Names.ParseActivation(oa) : null,
+            Loss = r.GetValue(_loss) is { } loss ? Names.ParseLoss(loss) : null,
+            Init = Names.ParseInit(r.GetValue(_init)!),
+            Optimizer = optimizer,
+            LearningRate = r.GetValue(_lr) ?? optimizer switch { "adam" => 0.001f, "momentum" => 0.01f, _ => 0.1f },
+            Momentum = r.GetValue(_momentum),
+            L1 = r.GetValue(_l1),
+            L2 = r.GetValue(_l2),
+            Dropout = r.GetValue(_dropout),
+            BatchSize = r.GetValue(_batchSize),
+            Epochs = r.GetValue(_epochs),
+            Seed = r.GetValue(_seed),
+            Threads = threads > 0 ? threads : threads == 0 ? Environment.ProcessorCount : throw new ArgumentException("--threads must be positive."),
+            Backend = r.GetValue(_backend)!,
+            Schedule = LearningRateSchedule.Parse(r.GetValue(_schedule)!),
+            ValidationSplit = r.GetValue(_validationSplit),
+            EarlyStopping = r.GetValue(_earlyStopping),
+            Standardize = r.GetValue(_standardize),
+            InitModel = r.GetValue(_initModel),
+            ModelPath = r.GetValue(_model),
+            ReportPath = r.GetValue(_report),
+            Quiet = r.GetValue(_quiet),
+        };
+    }
+
+    private static CsvTask ParseTask(string s) => s.ToLowerInvariant() switch
+    {
+        "auto" => CsvTask.Auto,
+        "classification" => CsvTask.Classification,
+        "regression" => CsvTask.Regression,
+        _ => throw new ArgumentException($"--task must be auto, classification or regression, not '{s}'."),
+    };
+
+    private static int[] ParseLayers(string s)
+    {
+        if (string.IsNullOrWhiteSpace(s) || s.Trim() == "none")
+        {
+            return [];
+        }
+
+        return [.. s.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(p =>
+            int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= 1
+                ? n
+                : throw new ArgumentException($"--layers takes positive whole numbers separated by commas (e.g. 128,64); '{p}' is not one."))];
+    }
+}

@@ -1,0 +1,3 @@
+using Cluster.Coordinator.Cli;
+
+return await CliApp.RunAsync(args);

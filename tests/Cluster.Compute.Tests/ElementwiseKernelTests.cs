@@ -1,0 +1,159 @@
+using Cluster.Compute.Kernels;
+
+namespace Cluster.Compute.Tests;
+
+public sealed class ElementwiseKernelTests
+{
+    public static TheoryData<Activation> AllActivations() => new(Enum.GetValues<Activation>());
+
+    public static IEnumerable<int> Lengths() => Enumerable.Range(0, 257).Concat([1000, 4099]);
+
+    [Theory]
+    [MemberData(nameof(AllActivations))]
+    public void BiasActivation_EveryLength_MatchesReference(Activation activation)
+    {
+        foreach (var cols in Lengths())
+        {
+            const int rows = 3;
+            var z = Tolerances.RandomVector(rows * cols, (ulong)cols);
+            for (var i = 0; i < z.Length; i++)
+            {
+                z[i] *= 8; // reach the saturating ranges of sigmoid and tanh
+            }
+
+            var bias = Tolerances.RandomVector(cols, (ulong)cols + 7);
+            var expected = (float[])z.Clone();
+            ReferenceKernels.BiasActivation(expected, rows, cols, bias, activation);
+            ElementwiseKernels.BiasActivation(z, rows, cols, bias, activation);
+            for (var i = 0; i < z.Length; i++)
+            {
+                Tolerances.Close(expected[i], z[i], Tolerances.Elementwise, 1, $"{activation} cols={cols} i={i}");
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(AllActivations))]
+    public void ActivationBackward_EveryLength_MatchesReference(Activation activation)
+    {
+        foreach (var cols in Lengths())
+        {
+            const int rows = 2;
+            var z = Tolerances.RandomVector(rows * cols, (ulong)cols + 11);
+            var y = (float[])z.Clone();
+            ReferenceKernels.BiasActivation(y, rows, cols, new float[cols], activation);
+            var dy = Tolerances.RandomVector(rows * cols, (ulong)cols + 13);
+            var expected = new float[rows * cols];
+            var actual = new float[rows * cols];
+            ReferenceKernels.ActivationBackward(y, dy, expected, rows, cols, activation);
+            ElementwiseKernels.ActivationBackward(y, dy, actual, rows, cols, activation);
+            for (var i = 0; i < actual.Length; i++)
+            {
+                Tolerances.Close(expected[i], actual[i], Tolerances.Elementwise, 1, $"{activation} cols={cols} i={i}");
+            }
+        }
+    }
+
+    [Fact]
+    public void SoftmaxCrossEntropy_EveryLength_MatchesReference()
+    {
+        foreach (var cols in Lengths().Where(c => c >= 1))
+        {
+            const int rows = 4;
+            var z = Tolerances.RandomVector(rows * cols, (ulong)cols + 17);
+            var labels = Enumerable.Range(0, rows).Select(r => (r * 7 + cols) % cols).ToArray();
+            var zr = (float[])z.Clone();
+            var gradExpected = new float[rows * cols];
+            var gradActual = new float[rows * cols];
+            var (lossExpected, correctExpected) = ReferenceKernels.SoftmaxCrossEntropy(zr, rows, cols, labels, gradExpected);
+            var (lossActual, correctActual) = ElementwiseKernels.SoftmaxCrossEntropy(z, rows, cols, labels, gradActual);
+            Tolerances.Close(lossExpected, lossActual, 1e-5, lossExpected, $"loss cols={cols}");
+            Assert.Equal(correctExpected, correctActual);
+            for (var i = 0; i < z.Length; i++)
+            {
+                Tolerances.Close(zr[i], z[i], Tolerances.Elementwise, 1, $"p cols={cols}");
+                Tolerances.Close(gradExpected[i], gradActual[i], Tolerances.Elementwise, 1, $"grad cols={cols}");
+            }
+        }
+    }
+
+    [Fact]
+    public void SoftmaxCrossEntropy_HugeLogits_StayFinite()
+    {
+        float[] z = [1e4f, -1e4f, 3e4f, 88.8f, 89f, -1e30f];
+        var grad = new float[6];
+        var (loss, correct) = ElementwiseKernels.SoftmaxCrossEntropy(z, 2, 3, [0, 1], grad);
+        Assert.True(double.IsFinite(loss));
+        Tolerances.Close(2e4 + (89 - 88.8) + Math.Log(1 + Math.Exp(-0.2)), loss, 1e-3, 2e4, "loss");
+        Assert.Equal(1, correct);
+        Assert.All(z, v => Assert.True(float.IsFinite(v) && v >= 0 && v <= 1));
+        Assert.Equal(-1f, grad[0]);
+    }
+
+    [Fact]
+    public void SoftmaxCrossEntropy_LabelOutOfRange_Throws()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => ElementwiseKernels.SoftmaxCrossEntropy(new float[4], 2, 2, [0, 2], new float[4]));
+        Assert.Contains("Label 2", ex.Message);
+    }
+
+    [Fact]
+    public void ColumnSums_EveryLength_MatchesReference()
+    {
+        foreach (var cols in Lengths())
+        {
+            foreach (var rows in new[] { 0, 1, 5, 64 })
+            {
+                var m = Tolerances.RandomVector(rows * cols, (ulong)(cols * 100 + rows));
+                var expected = new float[cols];
+                var actual = Enumerable.Repeat(float.NaN, cols).ToArray();
+                ReferenceKernels.ColumnSums(m, rows, cols, expected);
+                ElementwiseKernels.ColumnSums(m, rows, cols, actual);
+                for (var j = 0; j < cols; j++)
+                {
+                    Tolerances.Close(expected[j], actual[j], Tolerances.Elementwise, rows, $"rows={rows} cols={cols}");
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void Relu_SpecialValues_FollowReference()
+    {
+        float[] z = [float.NaN, 0f, -0f, float.PositiveInfinity, float.NegativeInfinity, -1e-45f, 1e-45f, 2f, float.NaN, -3f];
+        var expected = (float[])z.Clone();
+        ReferenceKernels.BiasActivation(expected, 1, z.Length, new float[z.Length], Activation.Relu);
+        ElementwiseKernels.BiasActivation(z, 1, z.Length, new float[z.Length], Activation.Relu);
+        for (var i = 0; i < z.Length; i++)
+        {
+            Assert.Equal(expected[i], z[i]);
+        }
+
+        Assert.True(float.IsNaN(z[0]));
+        Assert.Equal(float.PositiveInfinity, z[3]);
+        Assert.Equal(0f, z[4]);
+    }
+
+    [Fact]
+    public void SigmoidAndTanh_Infinities_Saturate()
+    {
+        float[] z = [float.PositiveInfinity, float.NegativeInfinity, 0f, -0f];
+        var s = (float[])z.Clone();
+        var t = (float[])z.Clone();
+        ElementwiseKernels.BiasActivation(s, 1, 4, new float[4], Activation.Sigmoid);
+        ElementwiseKernels.BiasActivation(t, 1, 4, new float[4], Activation.Tanh);
+        Assert.Equal([1f, 0f, 0.5f, 0.5f], s);
+        Assert.Equal(1f, t[0]);
+        Assert.Equal(-1f, t[1]);
+        Tolerances.Close(0, t[2], Tolerances.Elementwise);
+    }
+
+    [Fact]
+    public void Kernels_ShortBuffers_Throw()
+    {
+        Assert.Throws<ArgumentException>(() => ElementwiseKernels.BiasActivation(new float[5], 2, 3, new float[3], Activation.Relu));
+        Assert.Throws<ArgumentException>(() => ElementwiseKernels.BiasActivation(new float[6], 2, 3, new float[2], Activation.Relu));
+        Assert.Throws<ArgumentException>(() => ElementwiseKernels.ColumnSums(new float[6], 2, 3, new float[2]));
+        Assert.Throws<ArgumentException>(() => ElementwiseKernels.ActivationBackward(new float[6], new float[5], new float[6], 2, 3, Activation.Tanh));
+    }
+}

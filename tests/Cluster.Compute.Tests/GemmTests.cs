@@ -1,0 +1,181 @@
+using Cluster.Compute.Backends;
+using Cluster.Compute.Kernels;
+
+namespace Cluster.Compute.Tests;
+
+public sealed class GemmTests
+{
+    public static TheoryData<string, int> Backends() => new()
+    {
+        { "managed", 1 },
+        { "managed", 2 },
+        { "managed", 3 },
+        { "openblas", 1 },
+        { "openblas", 2 },
+    };
+
+    private static void Check(ComputeBackend backend, bool ta, bool tb, int m, int n, int k, float alpha, float beta, ulong seed, int pad = 0)
+    {
+        var lda = (ta ? m : k) + pad;
+        var ldb = (tb ? k : n) + pad;
+        var ldc = n + pad;
+        var a = Tolerances.RandomVector(Math.Max(0, (ta ? k : m) * lda), seed);
+        var b = Tolerances.RandomVector(Math.Max(0, (tb ? n : k) * ldb), seed + 1);
+        var c0 = Tolerances.RandomVector(m * ldc, seed + 2);
+        var expected = (float[])c0.Clone();
+        var actual = (float[])c0.Clone();
+        ReferenceKernels.Gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, expected, ldc);
+        backend.Gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, actual, ldc);
+        for (var i = 0; i < m; i++)
+        {
+            for (var j = 0; j < ldc; j++)
+            {
+                var at = i * ldc + j;
+                if (j >= n)
+                {
+                    Assert.Equal(c0[at], actual[at]); // padding between rows is never written
+                    continue;
+                }
+
+                // Each term is bounded by 1 in magnitude, so k (+ |beta|) bounds the accumulated rounding.
+                Tolerances.Close(expected[at], actual[at], Tolerances.Gemm, k * Math.Abs(alpha) + Math.Abs(beta), $"{backend.Name} ta={ta} tb={tb} {m}x{n}x{k} C[{i},{j}]");
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Backends))]
+    public void Gemm_AllTransposesAndOddShapes_MatchReference(string name, int threads)
+    {
+        using var backend = BackendFactory.Create(name, threads);
+        int[] sizes = [0, 1, 2, 3, 5, 6, 7, 15, 16, 17, 31, 33, 64, 97];
+        var seed = 1UL;
+        foreach (var ta in new[] { false, true })
+        {
+            foreach (var tb in new[] { false, true })
+            {
+                foreach (var m in sizes)
+                {
+                    foreach (var n in new[] { 1, 7, 16, 33 })
+                    {
+                        foreach (var k in new[] { 0, 1, 9, 64 })
+                        {
+                            Check(backend, ta, tb, m, n, k, 1f, 0f, seed++);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Backends))]
+    public void Gemm_EveryDimensionUpTo256_MatchesReference(string name, int threads)
+    {
+        using var backend = BackendFactory.Create(name, threads);
+        for (var size = 0; size <= 256; size++)
+        {
+            // Each dimension in turn walks 0..256 with the others small, covering every tile remainder.
+            Check(backend, false, false, size, 5, 3, 1f, 0f, (ulong)size);
+            Check(backend, true, false, 4, size, 7, 1f, 1f, (ulong)size + 1000);
+            Check(backend, false, true, 3, 9, size, 1f, 0f, (ulong)size + 2000);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Backends))]
+    public void Gemm_LargeBlockedShapes_MatchReference(string name, int threads)
+    {
+        using var backend = BackendFactory.Create(name, threads);
+        // Cross every cache-block boundary (KC = 256, MC = 120) and the network's own shapes.
+        Check(backend, false, false, 300, 290, 530, 1f, 0f, 7);
+        Check(backend, true, false, 257, 130, 64, 1f, 0f, 8);
+        Check(backend, false, true, 64, 784, 128, 1f, 0f, 9);
+        Check(backend, false, false, 64, 128, 784, 1f, 0f, 10);
+        Check(backend, true, true, 121, 47, 259, 1f, 0f, 11);
+    }
+
+    [Theory]
+    [MemberData(nameof(Backends))]
+    public void Gemm_AlphaBetaAndLeadingDimensions_FollowBlas(string name, int threads)
+    {
+        using var backend = BackendFactory.Create(name, threads);
+        Check(backend, false, false, 13, 21, 17, 0.5f, 2f, 20, pad: 3);
+        Check(backend, true, true, 13, 21, 17, -1.5f, 0.25f, 21, pad: 5);
+        Check(backend, true, false, 40, 40, 40, 0f, 3f, 22);
+        Check(backend, false, true, 40, 40, 0, 2f, -1f, 23);
+    }
+
+    [Theory]
+    [MemberData(nameof(Backends))]
+    public void Gemm_BetaZero_NeverReadsC(string name, int threads)
+    {
+        using var backend = BackendFactory.Create(name, threads);
+        var a = Tolerances.RandomVector(20 * 30, 1);
+        var b = Tolerances.RandomVector(30 * 19, 2);
+        var c = Enumerable.Repeat(float.NaN, 20 * 19).ToArray();
+        backend.Gemm(false, false, 20, 19, 30, 1f, a, 30, b, 19, 0f, c, 19);
+        Assert.All(c, v => Assert.True(float.IsFinite(v)));
+        var empty = Enumerable.Repeat(float.NaN, 4).ToArray();
+        backend.Gemm(false, false, 2, 2, 0, 1f, [], 1, [], 2, 0f, empty, 2);
+        Assert.All(empty, v => Assert.Equal(0f, v));
+    }
+
+    [Fact]
+    public void Gemm_NaNAndInfinityInInputs_Propagate()
+    {
+        using var backend = new ManagedBackend(1);
+        float[] a = [float.NaN, 1, 0, float.PositiveInfinity];
+        float[] b = [1, 0, 0, 1];
+        var c = new float[4];
+        backend.Gemm(false, false, 2, 2, 2, 1f, a, 2, b, 2, 0f, c, 2);
+        Assert.True(float.IsNaN(c[0]));
+        Assert.Equal(float.PositiveInfinity, c[3]);
+    }
+
+    [Fact]
+    public void Gemm_ShortBuffers_ThrowBeforeWriting()
+    {
+        using var backend = new ManagedBackend(2);
+        var c = new float[4];
+        var ex = Assert.Throws<ArgumentException>(() => backend.Gemm(false, false, 2, 2, 3, 1f, new float[5], 3, new float[6], 2, 0f, c, 2));
+        Assert.Contains("GEMM A", ex.Message);
+        Assert.Throws<ArgumentException>(() => backend.Gemm(false, false, 2, 2, 2, 1f, new float[4], 1, new float[4], 2, 0f, c, 2));
+        Assert.All(c, v => Assert.Equal(0f, v));
+    }
+
+    [Fact]
+    public void Gemm_ThreadCount_DoesNotChangeBits()
+    {
+        using var one = new ManagedBackend(1);
+        using var three = new ManagedBackend(3);
+        var a = Tolerances.RandomVector(200 * 300, 3);
+        var b = Tolerances.RandomVector(300 * 250, 4);
+        var c1 = new float[200 * 250];
+        var c3 = new float[200 * 250];
+        one.Gemm(false, false, 200, 250, 300, 1f, a, 300, b, 250, 0f, c1, 250);
+        three.Gemm(false, false, 200, 250, 300, 1f, a, 300, b, 250, 0f, c3, 250);
+        Assert.Equal(c1, c3);
+    }
+
+    [Fact]
+    public void OpenBlas_WhenRequested_LoadsOrExplains()
+    {
+        // CI installs libopenblas0; the factory must either load it or say how to get it.
+        var backend = OpenBlasBackend.TryCreate(1, out var reason);
+        if (backend is null)
+        {
+            Assert.Contains("libopenblas", reason);
+            Assert.Throws<InvalidOperationException>(() => BackendFactory.Create("openblas", 1));
+        }
+        else
+        {
+            using (backend)
+            {
+                Assert.Equal("openblas", backend.Name);
+            }
+        }
+
+        Assert.Throws<ArgumentException>(() => BackendFactory.Create("cuda-please", 1));
+    }
+}
