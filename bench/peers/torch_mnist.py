@@ -3,10 +3,18 @@
 (784-128-64-10, ReLU, softmax cross-entropy, SGD lr 0.1, batch 64), trained on the same IDX files.
 
 Usage: /usr/bin/python3 bench/peers/torch_mnist.py --data-dir data/mnist [--epochs 5] [--threads 1]
-       [--seed 0] [--mkldnn] [--layers 128,64] [--json]
-Prints seconds per epoch and test accuracy; --json prints one JSON object.
+       [--seed 0] [--layers 128,64] [--json]
+Prints seconds per epoch and test accuracy; --json prints one JSON object. nn.Linear runs on the system BLAS
+(Debian: libblas.so.3 via update-alternatives, OpenBLAS once libopenblas0-pthread is installed), PyTorch's
+fastest CPU path for these shapes on this build.
 """
-import argparse, gzip, json, os, struct, time
+import argparse, gzip, json, os, struct, sys, time
+
+# OpenBLAS keeps its own thread pool: pin it to --threads before torch loads it, or "1 thread" uses every core.
+# --blas-threads N sets that pool apart from torch's own threads (default: the same as --threads).
+for flag in ("--threads", "--blas-threads"):
+    if flag in sys.argv and sys.argv.index(flag) + 1 < len(sys.argv):
+        os.environ["OPENBLAS_NUM_THREADS"] = sys.argv[sys.argv.index(flag) + 1]
 import numpy as np
 import torch
 
@@ -30,9 +38,9 @@ def main():
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--blas-threads", type=int, default=None, help="OpenBLAS threads (default: --threads)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--layers", default="128,64")
-    p.add_argument("--mkldnn", action="store_true", help="run the linear layers through oneDNN (mkldnn tensors)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -60,11 +68,7 @@ def main():
         for s in range(0, n, a.batch_size):
             idx = perm[s:s + a.batch_size]
             xb, yb = xtr[idx], ytr[idx]
-            if a.mkldnn:
-                with torch.backends.mkldnn.flags(enabled=True):
-                    out = model(xb)
-            else:
-                out = model(xb)
+            out = model(xb)
             loss = loss_fn(out, yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -75,7 +79,8 @@ def main():
         epochs.append({"epoch": epoch + 1, "seconds": seconds, "samplesPerSecond": n / seconds, "testAccuracy": acc})
         if not a.json:
             print(f"epoch {epoch + 1}: {seconds:.3f} s ({n / seconds:,.0f} samples/s), test accuracy {acc * 100:.2f}%")
-    result = {"peer": "pytorch", "version": torch.__version__, "threads": a.threads, "batch": a.batch_size,
+    result = {"peer": "pytorch", "version": torch.__version__, "blas": os.path.realpath("/usr/lib/x86_64-linux-gnu/libblas.so.3"),
+              "threads": a.threads, "batch": a.batch_size,
               "epochs": epochs, "testAccuracy": epochs[-1]["testAccuracy"],
               "bestEpochSeconds": min(e["seconds"] for e in epochs)}
     if a.json:

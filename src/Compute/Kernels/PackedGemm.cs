@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Cluster.Compute.Kernels;
 
@@ -35,7 +36,10 @@ internal static unsafe class PackedGemm
     public const int Nc = 2048;
 
     /// <summary>Floats a thread needs for its packed A block.</summary>
-    public const int PackASize = Mc * Kc;
+    public const int PackASize = (Mc + Mr) * Kc;
+
+    /// <summary>Columns from which A blocks are packed rather than read in place.</summary>
+    public const int PackThreshold = 256;
 
     /// <summary>Floats a thread needs for its packed B panel.</summary>
     public const int PackBSize = Kc * Nc;
@@ -54,6 +58,10 @@ internal static unsafe class PackedGemm
             return;
         }
 
+        // op(A)(i, p) = A[i * rowStride + p * colStride]: full MR-row strips are read in place (no packing), since
+        // for either transpose a strip is a regular 2-D walk; only a ragged last strip is copied, zero-padded.
+        long rowStride = g.TransA ? 1 : g.Lda;
+        long colStride = g.TransA ? g.Lda : 1;
         for (var jc = colStart; jc < colEnd; jc += Nc)
         {
             var nc = Math.Min(Nc, colEnd - jc);
@@ -65,16 +73,31 @@ internal static unsafe class PackedGemm
                 for (var ic = rowStart; ic < rowEnd; ic += Mc)
                 {
                     var mc = Math.Min(Mc, rowEnd - ic);
-                    PackA(g, ic, mc, pc, kc, packA);
+                    // Reused across many column strips, a packed block beats in-place reads (no cache-set
+                    // aliasing between rows a power of two apart); for a few strips the copy is not worth it.
+                    var packAll = nc >= PackThreshold;
+                    var fullStrips = packAll ? 0 : mc / Mr * Mr;
+                    for (var ir = fullStrips; ir < mc; ir += Mr)
+                    {
+                        PackStripA(g, ic + ir, Math.Min(Mr, mc - ir), pc, kc, packA + ir * kc);
+                    }
+
                     for (var jr = 0; jr < nc; jr += Nr)
                     {
                         var nr = Math.Min(Nr, nc - jr);
                         var bPanel = packB + jr * kc;
                         for (var ir = 0; ir < mc; ir += Mr)
                         {
-                            var mr = Math.Min(Mr, mc - ir);
                             var c = g.C + (long)(ic + ir) * g.Ldc + jc + jr;
-                            Tile(kc, packA + ir * kc, bPanel, c, g.Ldc, mr, nr, g.Alpha, beta);
+                            if (ir < fullStrips)
+                            {
+                                var a = g.A + (ic + ir) * rowStride + pc * colStride;
+                                Tile(kc, a, rowStride, colStride, bPanel, c, g.Ldc, Mr, nr, g.Alpha, beta);
+                            }
+                            else
+                            {
+                                Tile(kc, packA + ir * kc, 1, Mr, bPanel, c, g.Ldc, Math.Min(Mr, mc - ir), nr, g.Alpha, beta);
+                            }
                         }
                     }
                 }
@@ -98,16 +121,16 @@ internal static unsafe class PackedGemm
         }
     }
 
-    private static void Tile(int kc, float* a, float* b, float* c, int ldc, int mr, int nr, float alpha, float beta)
+    private static void Tile(int kc, float* a, long rs, long ps, float* b, float* c, int ldc, int mr, int nr, float alpha, float beta)
     {
         if (mr == Mr && nr == Nr)
         {
-            Kernel(kc, a, b, c, ldc, alpha, beta);
+            Kernel(kc, a, rs, ps, b, c, ldc, alpha, beta);
             return;
         }
 
         var tmp = stackalloc float[Mr * Nr];
-        Kernel(kc, a, b, tmp, Nr, 1f, 0f);
+        Kernel(kc, a, rs, ps, b, tmp, Nr, 1f, 0f);
         for (var r = 0; r < mr; r++)
         {
             var dst = c + (long)r * ldc;
@@ -119,47 +142,58 @@ internal static unsafe class PackedGemm
         }
     }
 
-    private static void Kernel(int kc, float* a, float* b, float* c, int ldc, float alpha, float beta)
+    private static void Kernel(int kc, float* a, long rs, long ps, float* b, float* c, int ldc, float alpha, float beta)
     {
         if (Vector256.IsHardwareAccelerated)
         {
-            Kernel256(kc, a, b, c, ldc, alpha, beta);
+            Kernel256(kc, a, rs, ps, b, c, ldc, alpha, beta);
         }
         else
         {
-            Kernel128(kc, a, b, c, ldc, alpha, beta, 0);
-            Kernel128(kc, a, b, c, ldc, alpha, beta, 8);
+            Kernel128(kc, a, rs, ps, b, c, ldc, alpha, beta, 0);
+            Kernel128(kc, a, rs, ps, b, c, ldc, alpha, beta, 8);
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel256(int kc, float* a, float* b, float* c, int ldc, float alpha, float beta)
+    private static void Kernel256(int kc, float* a, long rs, long ps, float* b, float* c, int ldc, float alpha, float beta)
     {
+        if (Sse.IsSupported)
+        {
+            // The C tile is touched only at the end; start fetching its rows now.
+            for (var r = 0; r < Mr; r++)
+            {
+                Sse.Prefetch0(c + (long)r * ldc);
+                Sse.Prefetch0(c + (long)r * ldc + Nr - 1);
+            }
+        }
+
+        float* a0 = a, a1 = a + rs, a2 = a + 2 * rs, a3 = a + 3 * rs, a4 = a + 4 * rs, a5 = a + 5 * rs;
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        for (var p = 0; p < kc; p++)
+        long end = kc * ps;
+        for (long off = 0; off != end; off += ps)
         {
             var b0 = Vector256.Load(b);
             var b1 = Vector256.Load(b + 8);
-            var av = Vector256.Create(a[0]);
+            var av = Vector256.Create(a0[off]);
             c00 = Vector256.MultiplyAddEstimate(av, b0, c00);
             c01 = Vector256.MultiplyAddEstimate(av, b1, c01);
-            av = Vector256.Create(a[1]);
+            av = Vector256.Create(a1[off]);
             c10 = Vector256.MultiplyAddEstimate(av, b0, c10);
             c11 = Vector256.MultiplyAddEstimate(av, b1, c11);
-            av = Vector256.Create(a[2]);
+            av = Vector256.Create(a2[off]);
             c20 = Vector256.MultiplyAddEstimate(av, b0, c20);
             c21 = Vector256.MultiplyAddEstimate(av, b1, c21);
-            av = Vector256.Create(a[3]);
+            av = Vector256.Create(a3[off]);
             c30 = Vector256.MultiplyAddEstimate(av, b0, c30);
             c31 = Vector256.MultiplyAddEstimate(av, b1, c31);
-            av = Vector256.Create(a[4]);
+            av = Vector256.Create(a4[off]);
             c40 = Vector256.MultiplyAddEstimate(av, b0, c40);
             c41 = Vector256.MultiplyAddEstimate(av, b1, c41);
-            av = Vector256.Create(a[5]);
+            av = Vector256.Create(a5[off]);
             c50 = Vector256.MultiplyAddEstimate(av, b0, c50);
             c51 = Vector256.MultiplyAddEstimate(av, b1, c51);
-            a += Mr;
             b += Nr;
         }
 
@@ -189,34 +223,35 @@ internal static unsafe class PackedGemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel128(int kc, float* a, float* b, float* c, int ldc, float alpha, float beta, int column)
+    private static void Kernel128(int kc, float* a, long rs, long ps, float* b, float* c, int ldc, float alpha, float beta, int column)
     {
+        float* a0 = a, a1 = a + rs, a2 = a + 2 * rs, a3 = a + 3 * rs, a4 = a + 4 * rs, a5 = a + 5 * rs;
         Vector128<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector128<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         b += column;
-        for (var p = 0; p < kc; p++)
+        long end = kc * ps;
+        for (long off = 0; off != end; off += ps)
         {
             var b0 = Vector128.Load(b);
             var b1 = Vector128.Load(b + 4);
-            var av = Vector128.Create(a[0]);
+            var av = Vector128.Create(a0[off]);
             c00 = Vector128.MultiplyAddEstimate(av, b0, c00);
             c01 = Vector128.MultiplyAddEstimate(av, b1, c01);
-            av = Vector128.Create(a[1]);
+            av = Vector128.Create(a1[off]);
             c10 = Vector128.MultiplyAddEstimate(av, b0, c10);
             c11 = Vector128.MultiplyAddEstimate(av, b1, c11);
-            av = Vector128.Create(a[2]);
+            av = Vector128.Create(a2[off]);
             c20 = Vector128.MultiplyAddEstimate(av, b0, c20);
             c21 = Vector128.MultiplyAddEstimate(av, b1, c21);
-            av = Vector128.Create(a[3]);
+            av = Vector128.Create(a3[off]);
             c30 = Vector128.MultiplyAddEstimate(av, b0, c30);
             c31 = Vector128.MultiplyAddEstimate(av, b1, c31);
-            av = Vector128.Create(a[4]);
+            av = Vector128.Create(a4[off]);
             c40 = Vector128.MultiplyAddEstimate(av, b0, c40);
             c41 = Vector128.MultiplyAddEstimate(av, b1, c41);
-            av = Vector128.Create(a[5]);
+            av = Vector128.Create(a5[off]);
             c50 = Vector128.MultiplyAddEstimate(av, b0, c50);
             c51 = Vector128.MultiplyAddEstimate(av, b1, c51);
-            a += Mr;
             b += Nr;
         }
 
@@ -246,54 +281,47 @@ internal static unsafe class PackedGemm
         }
     }
 
-    /// <summary>Packs op(A)[ic..ic+mc, pc..pc+kc] as MR-row strips, element (r, p) of a strip at p * MR + r, zero-padded.</summary>
-    private static void PackA(in GemmCall g, int ic, int mc, int pc, int kc, float* dst)
+    /// <summary>Copies op(A)[i0..i0+mr, pc..pc+kc] as one MR-row strip, element (r, p) at p * MR + r, zero-padded.</summary>
+    private static void PackStripA(in GemmCall g, int i0, int mr, int pc, int kc, float* dst)
     {
-        for (var ir = 0; ir < mc; ir += Mr)
+        if (g.TransA)
         {
-            var mr = Math.Min(Mr, mc - ir);
-            var strip = dst + ir * kc;
-            if (g.TransA)
+            for (var p = 0; p < kc; p++)
             {
-                // op(A)(i, p) = A[p, i]: each p gives MR contiguous values.
-                var src = g.A + (long)pc * g.Lda + ic + ir;
-                for (var p = 0; p < kc; p++)
-                {
-                    var s = src + (long)p * g.Lda;
-                    var d = strip + p * Mr;
-                    var r = 0;
-                    for (; r < mr; r++)
-                    {
-                        d[r] = s[r];
-                    }
-
-                    for (; r < Mr; r++)
-                    {
-                        d[r] = 0;
-                    }
-                }
-            }
-            else
-            {
+                var s = g.A + (long)(pc + p) * g.Lda + i0;
+                var d = dst + p * Mr;
                 for (var r = 0; r < Mr; r++)
                 {
-                    var d = strip + r;
-                    if (r < mr)
-                    {
-                        var s = g.A + (long)(ic + ir + r) * g.Lda + pc;
-                        for (var p = 0; p < kc; p++)
-                        {
-                            d[p * Mr] = s[p];
-                        }
-                    }
-                    else
-                    {
-                        for (var p = 0; p < kc; p++)
-                        {
-                            d[p * Mr] = 0;
-                        }
-                    }
+                    d[r] = r < mr ? s[r] : 0f;
                 }
+            }
+
+            return;
+        }
+
+        if (mr == Mr)
+        {
+            float* s0 = g.A + (long)i0 * g.Lda + pc, s1 = s0 + g.Lda, s2 = s1 + g.Lda, s3 = s2 + g.Lda, s4 = s3 + g.Lda, s5 = s4 + g.Lda;
+            for (var p = 0; p < kc; p++)
+            {
+                var d = dst + p * Mr;
+                d[0] = s0[p];
+                d[1] = s1[p];
+                d[2] = s2[p];
+                d[3] = s3[p];
+                d[4] = s4[p];
+                d[5] = s5[p];
+            }
+
+            return;
+        }
+
+        for (var p = 0; p < kc; p++)
+        {
+            var d = dst + p * Mr;
+            for (var r = 0; r < Mr; r++)
+            {
+                d[r] = r < mr ? g.A[(long)(i0 + r) * g.Lda + pc + p] : 0f;
             }
         }
     }

@@ -16,6 +16,7 @@ public static class CliApp
         root.Subcommands.Add(ModelCommands.Summary());
         root.Subcommands.Add(ExampleCommand.Create());
         root.Subcommands.Add(DataCommand.Create());
+        root.Subcommands.Add(BenchCommand.Create());
         return root;
     }
 

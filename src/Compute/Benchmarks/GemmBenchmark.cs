@@ -1,0 +1,127 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using Cluster.Compute.Backends;
+
+namespace Cluster.Compute.Benchmarks;
+
+/// <summary>One measured GEMM shape.</summary>
+/// <param name="Label">What the shape is (e.g. "L1 forward b64").</param>
+public sealed record GemmResult(string Backend, int Threads, int M, int N, int K, bool TransA, bool TransB, string Label, double Gflops, double Seconds);
+
+/// <summary>GFLOP/s of GEMM shapes and of the CPU's FMA peak, measured on this machine.</summary>
+public static class GemmBenchmark
+{
+    /// <summary>The GEMM shapes of a dense network's training step: forward, weight gradient and input gradient per layer.</summary>
+    public static IEnumerable<(string Label, int M, int N, int K, bool TransA, bool TransB)> NetworkShapes(int[] sizes, int batch)
+    {
+        for (var l = 0; l + 1 < sizes.Length; l++)
+        {
+            int input = sizes[l], output = sizes[l + 1];
+            yield return ($"L{l + 1} forward b{batch}", batch, output, input, false, false);
+            yield return ($"L{l + 1} dW b{batch}", input, output, batch, true, false);
+            yield return ($"L{l + 1} dX b{batch}", batch, input, output, false, true);
+        }
+    }
+
+    /// <summary>Measures one shape: best of several timed runs, each repeating the call for at least <paramref name="minSeconds"/>.</summary>
+    public static GemmResult Measure(ComputeBackend backend, string label, int m, int n, int k, bool transA, bool transB, double minSeconds = 0.25)
+    {
+        var a = Fill((long)m * k, 1);
+        var b = Fill((long)k * n, 2);
+        var c = new float[(long)m * n];
+        int lda = transA ? m : k, ldb = transB ? k : n;
+        backend.Gemm(transA, transB, m, n, k, 1f, a, lda, b, ldb, 0f, c, n);
+        var best = double.MaxValue;
+        for (var trial = 0; trial < 3; trial++)
+        {
+            var reps = 0;
+            var start = Stopwatch.GetTimestamp();
+            double elapsed;
+            do
+            {
+                backend.Gemm(transA, transB, m, n, k, 1f, a, lda, b, ldb, 0f, c, n);
+                reps++;
+                elapsed = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            }
+            while (elapsed < minSeconds / 3);
+            best = Math.Min(best, elapsed / reps);
+        }
+
+        return new GemmResult(backend.Name, backend.Threads, m, n, k, transA, transB, label, 2.0 * m * n * k / best / 1e9, best);
+    }
+
+    /// <summary>Peak FP32 GFLOP/s of one core: a loop of independent 256-bit FMAs (2 flops per lane).</summary>
+    public static double MeasureCorePeak(double seconds = 0.3)
+    {
+        if (!Vector256.IsHardwareAccelerated)
+        {
+            return double.NaN;
+        }
+
+        const long iterations = 4_000_000;
+        FmaLoop(1000);
+        var best = 0.0;
+        var deadline = Stopwatch.GetTimestamp() + (long)(seconds * Stopwatch.Frequency);
+        do
+        {
+            var start = Stopwatch.GetTimestamp();
+            var sink = FmaLoop(iterations);
+            var s = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            best = Math.Max(best, iterations * 12.0 * 8 * 2 / s / 1e9);
+            GC.KeepAlive(sink);
+        }
+        while (Stopwatch.GetTimestamp() < deadline);
+        return best;
+    }
+
+    /// <summary>Peak with <paramref name="threads"/> cores running the FMA loop at once.</summary>
+    public static double MeasurePeak(int threads)
+    {
+        if (threads == 1)
+        {
+            return MeasureCorePeak();
+        }
+
+        var results = new double[threads];
+        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t => results[t] = MeasureCorePeak());
+        return results.Sum();
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static float FmaLoop(long iterations)
+    {
+        var x = Vector256.Create(0.999f);
+        var y = Vector256.Create(0.001f);
+        Vector256<float> a0 = x, a1 = x, a2 = x, a3 = x, a4 = x, a5 = x, a6 = x, a7 = x, a8 = x, a9 = x, a10 = x, a11 = x;
+        for (long i = 0; i < iterations; i++)
+        {
+            a0 = Vector256.MultiplyAddEstimate(a0, x, y);
+            a1 = Vector256.MultiplyAddEstimate(a1, x, y);
+            a2 = Vector256.MultiplyAddEstimate(a2, x, y);
+            a3 = Vector256.MultiplyAddEstimate(a3, x, y);
+            a4 = Vector256.MultiplyAddEstimate(a4, x, y);
+            a5 = Vector256.MultiplyAddEstimate(a5, x, y);
+            a6 = Vector256.MultiplyAddEstimate(a6, x, y);
+            a7 = Vector256.MultiplyAddEstimate(a7, x, y);
+            a8 = Vector256.MultiplyAddEstimate(a8, x, y);
+            a9 = Vector256.MultiplyAddEstimate(a9, x, y);
+            a10 = Vector256.MultiplyAddEstimate(a10, x, y);
+            a11 = Vector256.MultiplyAddEstimate(a11, x, y);
+        }
+
+        return Vector256.Sum(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11);
+    }
+
+    private static float[] Fill(long length, ulong seed)
+    {
+        var rng = new Randomness.Rng(seed);
+        var v = new float[length];
+        for (long i = 0; i < length; i++)
+        {
+            v[i] = rng.NextFloat() - 0.5f;
+        }
+
+        return v;
+    }
+}

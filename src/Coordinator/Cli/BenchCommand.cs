@@ -1,0 +1,223 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Cluster.Compute.Backends;
+using Cluster.Compute.Benchmarks;
+using Cluster.Compute.Data;
+
+namespace Cluster.Coordinator.Cli;
+
+/// <summary><c>cluster bench gemm|train</c>: throughput of the compute backends on this machine.</summary>
+public static class BenchCommand
+{
+    private static readonly int[] DefaultNetwork = [784, 128, 64, 10];
+
+    /// <summary>Creates the command group.</summary>
+    public static Command Create()
+    {
+        var bench = new Command("bench", "Measure the compute backends: GEMM GFLOP/s against the CPU's FMA peak, and MNIST training epochs.");
+        bench.Subcommands.Add(Gemm());
+        bench.Subcommands.Add(Train());
+        return bench;
+    }
+
+    private static Option<bool> Json() => new("--json") { Description = "Print one JSON object instead of a table." };
+
+    private static Option<string> Backends() => new("--backend") { Description = "auto, managed, openblas, or all (every one available).", DefaultValueFactory = _ => "all" };
+
+    private static Option<string> ThreadCounts() => new("--threads") { Description = "Thread counts to measure, comma-separated (default: 1 and the processor count).", DefaultValueFactory = _ => $"1,{Environment.ProcessorCount}" };
+
+    private static Command Gemm()
+    {
+        var command = new Command("gemm", "GFLOP/s for 1024x1024x1024 and the default MNIST network's shapes (forward, dW, dX of each layer) at batch 64 and 256, per backend and thread count.");
+        var json = Json();
+        var backends = Backends();
+        var threads = ThreadCounts();
+        var size = new Option<int>("--size") { Description = "Edge of the square GEMM.", DefaultValueFactory = _ => 1024 };
+        command.Options.Add(json);
+        command.Options.Add(backends);
+        command.Options.Add(threads);
+        command.Options.Add(size);
+        CliApp.SetHandler(command, (r, output, _) =>
+        {
+            var counts = ParseThreads(r.GetValue(threads)!);
+            var peaks = counts.Distinct().ToDictionary(t => t, GemmBenchmark.MeasurePeak);
+            var n = r.GetValue(size);
+            var results = new List<GemmResult>();
+            foreach (var (name, t) in Configurations(r.GetValue(backends)!, counts, output, r.GetValue(json)))
+            {
+                using var backend = BackendFactory.Create(name, t);
+                results.Add(GemmBenchmark.Measure(backend, $"{n}^3", n, n, n, false, false));
+                foreach (var batch in new[] { 64, 256 })
+                {
+                    foreach (var s in GemmBenchmark.NetworkShapes(DefaultNetwork, batch))
+                    {
+                        results.Add(GemmBenchmark.Measure(backend, s.Label, s.M, s.N, s.K, s.TransA, s.TransB, 0.1));
+                    }
+                }
+            }
+
+            if (r.GetValue(json))
+            {
+                WriteJson(output, w =>
+                {
+                    WritePeaks(w, peaks);
+                    w.WriteStartArray("gemm");
+                    foreach (var g in results)
+                    {
+                        w.WriteStartObject();
+                        w.WriteString("backend", g.Backend);
+                        w.WriteNumber("threads", g.Threads);
+                        w.WriteString("shape", g.Label);
+                        w.WriteNumber("m", g.M);
+                        w.WriteNumber("n", g.N);
+                        w.WriteNumber("k", g.K);
+                        w.WriteBoolean("transA", g.TransA);
+                        w.WriteBoolean("transB", g.TransB);
+                        w.WriteNumber("gflops", Math.Round(g.Gflops, 2));
+                        w.WriteNumber("peakFraction", Math.Round(g.Gflops / peaks[g.Threads], 3));
+                        w.WriteEndObject();
+                    }
+
+                    w.WriteEndArray();
+                });
+                return Task.FromResult(0);
+            }
+
+            var c = CultureInfo.InvariantCulture;
+            foreach (var (t, p) in peaks)
+            {
+                output.WriteLine(string.Create(c, $"FP32 FMA peak, {t} thread(s): {p:0.0} GFLOP/s"));
+            }
+
+            output.WriteLine($"{"backend",-9} {"thr",3} {"shape",-16} {"m",5} {"n",5} {"k",5} {"GFLOP/s",9} {"of peak",8}");
+            foreach (var g in results)
+            {
+                output.WriteLine(string.Create(c, $"{g.Backend,-9} {g.Threads,3} {g.Label,-16} {g.M,5} {g.N,5} {g.K,5} {g.Gflops,9:0.0} {g.Gflops / peaks[g.Threads],8:P0}"));
+            }
+
+            return Task.FromResult(0);
+        });
+        return command;
+    }
+
+    private static Command Train()
+    {
+        var command = new Command("train", "Seconds and samples/s of one MNIST epoch of the default network (784-128-64-10, SGD), per backend and thread count; the fastest of --epochs epochs is reported (the first includes JIT warm-up).");
+        var json = Json();
+        var backends = Backends();
+        var threads = ThreadCounts();
+        var batch = new Option<int>("--batch-size") { Description = "Mini-batch size.", DefaultValueFactory = _ => 64 };
+        var epochs = new Option<int>("--epochs") { Description = "Epochs per configuration.", DefaultValueFactory = _ => 2 };
+        var dataDir = EnvOption.Create("--data-dir", "Folder of the MNIST files (fetched when missing).", "CLUSTER_DATA_DIR", Path.Combine("data", "mnist"));
+        foreach (var o in new Option[] { json, backends, threads, batch, epochs, dataDir })
+        {
+            command.Options.Add(o);
+        }
+
+        CliApp.SetHandler(command, async (r, output, cancellationToken) =>
+        {
+            var dir = r.GetValue(dataDir)!;
+            await MnistFetcher.EnsureAsync(dir, log: r.GetValue(json) ? null : output.WriteLine, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var train = Mnist.LoadTrain(dir);
+            var test = Mnist.LoadTest(dir);
+            var results = new List<TrainResult>();
+            foreach (var (name, t) in Configurations(r.GetValue(backends)!, ParseThreads(r.GetValue(threads)!), output, r.GetValue(json)))
+            {
+                using var backend = BackendFactory.Create(name, t);
+                results.Add(TrainBenchmark.Measure(backend, train, test, [128, 64], r.GetValue(batch), Math.Max(1, r.GetValue(epochs))));
+            }
+
+            if (r.GetValue(json))
+            {
+                WriteJson(output, w =>
+                {
+                    w.WriteStartArray("train");
+                    foreach (var e in results)
+                    {
+                        w.WriteStartObject();
+                        w.WriteString("backend", e.Backend);
+                        w.WriteNumber("threads", e.Threads);
+                        w.WriteNumber("batch", e.Batch);
+                        w.WriteNumber("epochSeconds", Math.Round(e.EpochSeconds, 4));
+                        w.WriteNumber("samplesPerSecond", Math.Round(e.SamplesPerSecond));
+                        w.WriteNumber("allocatedBytesPerEpoch", e.AllocatedBytesPerEpoch);
+                        w.WriteNumber("gen0Collections", e.Gen0Collections);
+                        w.WriteNumber("testAccuracy", Math.Round(e.TestAccuracy, 4));
+                        w.WriteEndObject();
+                    }
+
+                    w.WriteEndArray();
+                });
+                return 0;
+            }
+
+            output.WriteLine($"{"backend",-9} {"thr",3} {"batch",5} {"epoch s",8} {"samples/s",10} {"alloc/epoch",12} {"gen0",5} {"test acc",8}");
+            foreach (var e in results)
+            {
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{e.Backend,-9} {e.Threads,3} {e.Batch,5} {e.EpochSeconds,8:0.000} {e.SamplesPerSecond,10:N0} {e.AllocatedBytesPerEpoch,12:N0} {e.Gen0Collections,5} {e.TestAccuracy,8:P2}"));
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    private static IEnumerable<(string Backend, int Threads)> Configurations(string which, int[] threads, TextWriter output, bool quiet)
+    {
+        var names = which == "all" ? ["managed", "openblas"] : new[] { which == "auto" ? "managed" : which };
+        foreach (var name in names)
+        {
+            if (name == "openblas" && which == "all")
+            {
+                using var probe = OpenBlasBackend.TryCreate(1, out var reason);
+                if (probe is null)
+                {
+                    if (!quiet)
+                    {
+                        output.WriteLine($"openblas: skipped: {reason}");
+                    }
+
+                    continue;
+                }
+            }
+
+            foreach (var t in threads)
+            {
+                yield return (name, t);
+            }
+        }
+    }
+
+    private static int[] ParseThreads(string s) =>
+        [.. s.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(p =>
+            int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= 1 ? n : throw new ArgumentException($"--threads takes positive whole numbers separated by commas; '{p}' is not one.")).Distinct()];
+
+    private static void WritePeaks(Utf8JsonWriter w, Dictionary<int, double> peaks)
+    {
+        w.WriteStartArray("peak");
+        foreach (var (t, p) in peaks)
+        {
+            w.WriteStartObject();
+            w.WriteNumber("threads", t);
+            w.WriteNumber("gflops", Math.Round(p, 2));
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+    }
+
+    private static void WriteJson(TextWriter output, Action<Utf8JsonWriter> body)
+    {
+        using var stream = new MemoryStream();
+        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteString("machine", $"{Environment.ProcessorCount} processors, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}");
+            body(w);
+            w.WriteEndObject();
+        }
+
+        output.WriteLine(System.Text.Encoding.UTF8.GetString(stream.ToArray()));
+    }
+}
