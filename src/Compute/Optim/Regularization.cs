@@ -16,9 +16,10 @@ public static class Regularization
             return;
         }
 
-        foreach (var layer in model.Layers)
+        var layers = model.Layers;
+        for (var l = 0; l < layers.Count; l++)
         {
-            if (layer is not DenseLayer d)
+            if (layers[l] is not DenseLayer d)
             {
                 continue;
             }
