@@ -11,6 +11,8 @@ public static class CliApp
     {
         var root = new RootCommand("cluster: trains neural networks (MNIST by default) by synchronous data-parallel SGD, on one machine or many.");
         root.Subcommands.Add(TrainCommand.Create());
+        root.Subcommands.Add(TrainCommand.Coordinator());
+        root.Subcommands.Add(WorkerSilo.WorkerCli.Create("worker"));
         root.Subcommands.Add(ModelCommands.Evaluate());
         root.Subcommands.Add(ModelCommands.Predict());
         root.Subcommands.Add(ModelCommands.Summary());

@@ -1,3 +1,4 @@
+using Cluster.Contracts.Configuration;
 using System.CommandLine;
 using Cluster.Compute.Data;
 

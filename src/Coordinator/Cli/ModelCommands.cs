@@ -1,3 +1,4 @@
+using Cluster.Contracts.Configuration;
 using System.CommandLine;
 using System.Globalization;
 using System.Numerics.Tensors;

@@ -1,19 +1,49 @@
 using System.CommandLine;
+using Cluster.Contracts.Configuration;
 using Cluster.Coordinator.Runs;
 
 namespace Cluster.Coordinator.Cli;
 
-/// <summary><c>cluster train</c>: the main job.</summary>
+/// <summary><c>cluster train</c> (the main job) and <c>cluster coordinator</c>.</summary>
 public static class TrainCommand
 {
-    /// <summary>Creates the command.</summary>
+    /// <summary>Creates <c>train</c>.</summary>
     public static Command Create()
     {
-        var command = new Command("train", "Train a model. With no options: MNIST 784-128-64-10 (ReLU, softmax), cross-entropy, SGD lr 0.1, batch 64, 5 epochs, seed 0, fetching the data if missing.");
+        var command = new Command("train", "Train a model. With no options: MNIST 784-128-64-10 (ReLU, softmax), cross-entropy, SGD lr 0.1, batch 64, 5 epochs, seed 0, fetching the data if missing; the workers run inside this process unless --processes is given.");
         var options = new TrainingOptionSet();
         options.AddTo(command);
+        var workers = EnvOption.Create("--workers", "Worker grains, each computing its shard's part of every global batch (default: one per processor).", "CLUSTER_WORKERS", 0);
+        var processes = EnvOption.Create("--processes", "Run the workers as separate processes joining over gRPC on 127.0.0.1 instead of inside this process.", "CLUSTER_PROCESSES", false);
+        command.Options.Add(workers);
+        command.Options.Add(processes);
         CliApp.SetHandler(command, (result, output, cancellationToken) =>
-            SingleNodeRunner.RunAsync(options.Bind(result), output, cancellationToken));
+        {
+            var n = result.GetValue(workers);
+            n = n == 0 ? Environment.ProcessorCount : n > 0 ? n : throw new ArgumentException("--workers must be positive.");
+            var settings = options.Bind(result);
+            if (result.GetResult(options.Threads) is null or { Implicit: true } && Environment.GetEnvironmentVariable("CLUSTER_THREADS") is null)
+            {
+                // --threads counts per worker; by default the workers share the processors.
+                settings = settings with { Threads = Math.Max(1, Environment.ProcessorCount / n) };
+            }
+
+            var cluster = new ClusterSettings { Mode = result.GetValue(processes) ? ClusterMode.Processes : ClusterMode.Embedded, Workers = n };
+            return ClusterRunner.RunAsync(settings, cluster, output, cancellationToken);
+        });
+        return command;
+    }
+
+    /// <summary>Creates <c>coordinator</c>.</summary>
+    public static Command Coordinator()
+    {
+        var command = new Command("coordinator", "Listen for worker silos (cluster worker / WorkerSilo) and train with them; takes the training options of 'train', writes the same --report, and exits when the run ends.");
+        var options = new TrainingOptionSet();
+        options.AddTo(command);
+        var cluster = new ClusterOptionSet();
+        cluster.AddTo(command);
+        CliApp.SetHandler(command, (result, output, cancellationToken) =>
+            ClusterRunner.RunAsync(options.Bind(result), cluster.Bind(result), output, cancellationToken));
         return command;
     }
 }

@@ -1,3 +1,4 @@
+using Cluster.Contracts.Configuration;
 using System.CommandLine;
 using System.Globalization;
 using Cluster.Compute;
@@ -29,7 +30,7 @@ public sealed class TrainingOptionSet
     private readonly Option<int> _batchSize = EnvOption.Create("--batch-size", "Samples per (global) mini-batch; the training-set size gives full-batch descent, 1 stochastic.", "CLUSTER_BATCH_SIZE", 64);
     private readonly Option<int> _epochs = EnvOption.Create("--epochs", "Passes over the training data.", "CLUSTER_EPOCHS", 5);
     private readonly Option<ulong> _seed = EnvOption.Create("--seed", "Seed of every random choice (init, shuffles, dropout, splits).", "CLUSTER_SEED", 0UL);
-    private readonly Option<int> _threads = EnvOption.Create("--threads", "Compute threads per process.", "CLUSTER_THREADS", 0);
+    private readonly Option<int> _threads = EnvOption.Create("--threads", "Compute threads per worker (default: the processors shared among the workers).", "CLUSTER_THREADS", 0);
     private readonly Option<string> _backend = EnvOption.Create("--backend", "Compute backend: auto, managed or openblas.", "CLUSTER_BACKEND", "auto");
     private readonly Option<string> _schedule = EnvOption.Create("--lr-schedule", "constant, step:EPOCHS:GAMMA or exp:GAMMA.", "CLUSTER_LR_SCHEDULE", "constant");
     private readonly Option<double> _validationSplit = EnvOption.Create("--validation-split", "Fraction of the training data held out for validation (0 = none).", "CLUSTER_VALIDATION_SPLIT", 0.0);
@@ -39,6 +40,9 @@ public sealed class TrainingOptionSet
     private readonly Option<string?> _model = EnvOption.Create<string?>("--model", "Save the trained model here (.json for JSON, else binary).", "CLUSTER_MODEL", null);
     private readonly Option<string?> _report = EnvOption.Create<string?>("--report", "Write the training report (JSON) here.", "CLUSTER_REPORT", null);
     private readonly Option<bool> _quiet = EnvOption.Create("--quiet", "Print only errors and the final result.", "CLUSTER_QUIET", false);
+
+    /// <summary>The --threads option (threads per worker).</summary>
+    public Option<int> Threads => _threads;
 
     /// <summary>Adds every option to <paramref name="command"/>.</summary>
     public void AddTo(Command command)

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 
-namespace Cluster.Coordinator.Cli;
+namespace Cluster.Contracts.Configuration;
 
 /// <summary>
 /// Options with an environment-variable twin: the flag wins, then the variable, then the default. Every option made

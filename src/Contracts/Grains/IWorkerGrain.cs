@@ -1,0 +1,34 @@
+using Cluster.Contracts.V1;
+
+namespace Cluster.Contracts.Grains;
+
+/// <summary>One step's work for a worker: weights of version <paramref name="Step"/> and the training-set indices of its part of the batch.</summary>
+public sealed record StepCommand(long Step, int Epoch, long ShardGeneration, ReadOnlyMemory<float> Weights, ReadOnlyMemory<int> Indices);
+
+/// <summary>
+/// A worker's answer: the sum of per-sample gradients (valid until the worker's next step) with loss and accuracy
+/// sums, and how long it spent computing and encoding.
+/// </summary>
+public sealed record GradientReply(long Step, ReadOnlyMemory<float> GradientSum, int Count, double LossSum, long Correct, double SquaredErrorSum, double ComputeSeconds, double CodecSeconds);
+
+/// <summary>
+/// A worker grain: holds a shard of the training set and computes gradient sums. Calls come from the coordinator one
+/// at a time; in embedded mode the reference is the grain itself, in remote mode a stream to its silo.
+/// </summary>
+public interface IWorkerGrain
+{
+    /// <summary>The worker's unique id.</summary>
+    string WorkerId { get; }
+
+    /// <summary>Admits (or asks to wait) the worker, handing it the model architecture and seed.</summary>
+    Task AdmitAsync(Admission admission, CancellationToken cancellationToken);
+
+    /// <summary>Delivers a chunk of the worker's shard; completes, for the last chunk, once the shard is ready.</summary>
+    Task LoadShardAsync(ShardData chunk, CancellationToken cancellationToken);
+
+    /// <summary>Computes the gradient sum of the command's samples at its weights.</summary>
+    Task<GradientReply> ComputeAsync(StepCommand command, CancellationToken cancellationToken);
+
+    /// <summary>Tells the worker the run is over.</summary>
+    Task StopAsync(Stop stop, CancellationToken cancellationToken);
+}

@@ -1,0 +1,100 @@
+using Google.Protobuf;
+
+namespace Cluster.Contracts.Grpc;
+
+/// <summary>A bidirectional gRPC stream from the client's side. Writes are serialised; reads come from one reader.</summary>
+public sealed class DuplexCall<TResponse> : IAsyncDisposable
+    where TResponse : class, IMessage<TResponse>
+{
+    private readonly Stream _requestStream;
+    private readonly GrpcClient.PushContent _content;
+    private readonly Task<HttpResponseMessage> _response;
+    private readonly HttpRequestMessage _request;
+    private readonly MessageParser<TResponse> _parser;
+    private readonly int _maxMessageBytes;
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private Stream? _responseStream;
+    private HttpResponseMessage? _responseMessage;
+
+    internal DuplexCall(Stream requestStream, GrpcClient.PushContent content, Task<HttpResponseMessage> response, HttpRequestMessage request, MessageParser<TResponse> parser, int maxMessageBytes)
+    {
+        _requestStream = requestStream;
+        _content = content;
+        _response = response;
+        _request = request;
+        _parser = parser;
+        _maxMessageBytes = maxMessageBytes;
+    }
+
+    /// <summary>Bytes written so far (frames included).</summary>
+    public long BytesSent { get; private set; }
+
+    /// <summary>Sends one message.</summary>
+    public async ValueTask WriteAsync(IMessage message, CancellationToken cancellationToken)
+    {
+        await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await GrpcFraming.WriteAsync(_requestStream, message, cancellationToken).ConfigureAwait(false);
+            BytesSent += GrpcFraming.HeaderSize + message.CalculateSize();
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or HttpRequestException)
+        {
+            throw new GrpcStatusException(GrpcStatusCode.Unavailable, $"The stream to the server broke: {ex.Message}", ex);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    /// <summary>Ends the request stream (the server sees end of input).</summary>
+    public void CompleteWrites() => _content.Complete();
+
+    /// <summary>Reads the next message; null when the server ended the stream with OK. A non-OK end throws its status.</summary>
+    public async ValueTask<TResponse?> ReadAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (_responseStream is null)
+            {
+                _responseMessage = await _response.WaitAsync(cancellationToken).ConfigureAwait(false);
+                GrpcClient.CheckResponse(_responseMessage);
+                _responseStream = await _responseMessage.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            var message = await GrpcFraming.ReadAsync(_responseStream, _parser, _maxMessageBytes, cancellationToken).ConfigureAwait(false);
+            if (message is null)
+            {
+                GrpcClient.ThrowIfError(_responseMessage!);
+            }
+
+            return message;
+        }
+        catch (Exception ex) when (ex is IOException or HttpRequestException)
+        {
+            throw new GrpcStatusException(GrpcStatusCode.Unavailable, $"The stream from the server broke: {ex.Message}", ex);
+        }
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask DisposeAsync()
+    {
+        _content.Complete();
+        _responseMessage?.Dispose();
+        _request.Dispose();
+        try
+        {
+            if (!_response.IsCompleted)
+            {
+                await _response.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+            }
+        }
+        catch (Exception)
+        {
+            // The call is being torn down; its outcome no longer matters.
+        }
+
+        _writeLock.Dispose();
+    }
+}

@@ -1,0 +1,148 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using Google.Protobuf;
+
+namespace Cluster.Contracts.Grpc;
+
+/// <summary>
+/// The gRPC length-prefixed message framing shared by both ends: a compressed-flag byte, a 4-byte big-endian length,
+/// then the protobuf bytes. Framing errors become gRPC statuses: a message over the limit RESOURCE_EXHAUSTED,
+/// compression UNIMPLEMENTED, truncation or garbage INTERNAL.
+/// </summary>
+public static class GrpcFraming
+{
+    /// <summary>Bytes of the prefix.</summary>
+    public const int HeaderSize = 5;
+
+    /// <summary>Writes one message and flushes.</summary>
+    public static async ValueTask WriteAsync(Stream stream, IMessage message, CancellationToken cancellationToken)
+    {
+        var size = message.CalculateSize();
+        var buffer = ArrayPool<byte>.Shared.Rent(HeaderSize + size);
+        try
+        {
+            var frame = Encode(message, size, buffer);
+            await stream.WriteAsync(frame, cancellationToken).ConfigureAwait(false);
+            await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Writes the frame of <paramref name="message"/> into <paramref name="buffer"/> and returns its extent.</summary>
+    public static ReadOnlyMemory<byte> Encode(IMessage message, int size, byte[] buffer)
+    {
+        buffer[0] = 0;
+        BinaryPrimitives.WriteInt32BigEndian(buffer.AsSpan(1), size);
+        message.WriteTo(buffer.AsSpan(HeaderSize, size));
+        return buffer.AsMemory(0, HeaderSize + size);
+    }
+
+    /// <summary>The whole frame of a message as a new array.</summary>
+    public static byte[] Frame(IMessage message)
+    {
+        var size = message.CalculateSize();
+        var buffer = new byte[HeaderSize + size];
+        Encode(message, size, buffer);
+        return buffer;
+    }
+
+    /// <summary>Reads one message; null at a clean end of stream (no partial frame).</summary>
+    public static async ValueTask<T?> ReadAsync<T>(Stream stream, MessageParser<T> parser, int maxMessageBytes, CancellationToken cancellationToken)
+        where T : class, IMessage<T>
+    {
+        var header = ArrayPool<byte>.Shared.Rent(HeaderSize);
+        int length;
+        try
+        {
+            var got = await FillAsync(stream, header.AsMemory(0, HeaderSize), cancellationToken).ConfigureAwait(false);
+            if (got == 0)
+            {
+                return null;
+            }
+
+            if (got < HeaderSize)
+            {
+                throw new GrpcStatusException(GrpcStatusCode.Internal, $"Truncated frame: the stream ended inside a message prefix ({got} of {HeaderSize} bytes).");
+            }
+
+            length = CheckHeader(header, maxMessageBytes);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(header);
+        }
+
+        var body = ArrayPool<byte>.Shared.Rent(Math.Max(length, 1));
+        try
+        {
+            var got = await FillAsync(stream, body.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
+            if (got < length)
+            {
+                throw new GrpcStatusException(GrpcStatusCode.Internal, $"Truncated frame: the message says {length} bytes but the stream ended after {got}.");
+            }
+
+            return Parse(parser, body.AsSpan(0, length));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(body);
+        }
+    }
+
+    /// <summary>Validates a prefix and returns the message length.</summary>
+    public static int CheckHeader(ReadOnlySpan<byte> header, int maxMessageBytes)
+    {
+        var flag = header[0];
+        if (flag == 1)
+        {
+            throw new GrpcStatusException(GrpcStatusCode.Unimplemented, "Compressed messages are not supported; send with grpc-encoding identity.");
+        }
+
+        if (flag != 0)
+        {
+            throw new GrpcStatusException(GrpcStatusCode.Internal, $"Malformed frame: compressed-flag byte is {flag}, expected 0 or 1.");
+        }
+
+        var length = BinaryPrimitives.ReadUInt32BigEndian(header[1..]);
+        if (length > (uint)maxMessageBytes)
+        {
+            throw new GrpcStatusException(GrpcStatusCode.ResourceExhausted, $"Received message larger than max ({length} vs. {maxMessageBytes})");
+        }
+
+        return (int)length;
+    }
+
+    /// <summary>Parses protobuf bytes, turning malformed input into INTERNAL.</summary>
+    public static T Parse<T>(MessageParser<T> parser, ReadOnlySpan<byte> bytes)
+        where T : IMessage<T>
+    {
+        try
+        {
+            return parser.ParseFrom(bytes);
+        }
+        catch (InvalidProtocolBufferException ex)
+        {
+            throw new GrpcStatusException(GrpcStatusCode.Internal, $"Malformed message: {ex.Message}", ex);
+        }
+    }
+
+    private static async ValueTask<int> FillAsync(Stream stream, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        var total = 0;
+        while (total < buffer.Length)
+        {
+            var n = await stream.ReadAsync(buffer[total..], cancellationToken).ConfigureAwait(false);
+            if (n == 0)
+            {
+                break;
+            }
+
+            total += n;
+        }
+
+        return total;
+    }
+}

@@ -1,0 +1,23 @@
+namespace Cluster.Coordinator.Cluster;
+
+/// <summary>How the coordinator runs its members; every value has a command-line flag and environment twin.</summary>
+public sealed record ClusterOptions
+{
+    /// <summary>Members needed to train; below it the run waits (pauses). [CLUSTER_MIN_WORKERS]</summary>
+    public int MinWorkers { get; init; } = 1;
+
+    /// <summary>Most members; further workers are told to wait. [CLUSTER_MAX_WORKERS]</summary>
+    public int MaxWorkers { get; init; } = 1024;
+
+    /// <summary>A step part not answered within this time is given to the other members. [CLUSTER_STEP_TIMEOUT_SECONDS]</summary>
+    public TimeSpan StepTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>A member with no heartbeat for this long is dropped. [CLUSTER_LEASE_SECONDS]</summary>
+    public TimeSpan Lease { get; init; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>Samples per shard-data message.</summary>
+    public int ShardChunkSamples { get; init; } = 4096;
+
+    /// <summary>Let workers started with --data-dir load MNIST themselves.</summary>
+    public bool AllowLocalData { get; init; } = true;
+}

@@ -1,0 +1,176 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Reflection;
+using System.Security.Cryptography;
+using Cluster.Compute;
+using Cluster.Compute.Backends;
+using Cluster.Compute.Training;
+using Cluster.Contracts.V1;
+using Cluster.Coordinator.Cluster;
+using Cluster.Coordinator.Hosting;
+using Cluster.WorkerSilo;
+using Microsoft.Extensions.Logging;
+
+namespace Cluster.Coordinator.Runs;
+
+/// <summary>Runs a training job on the cluster grains, in any of the three modes; one training code path for all.</summary>
+public static class ClusterRunner
+{
+    /// <summary>Prepares, trains, evaluates, saves and reports; returns the exit code.</summary>
+    public static async Task<int> RunAsync(TrainSettings settings, ClusterSettings cluster, TextWriter output, CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        var run = await TrainingSetup.PrepareAsync(settings, m => Say(output, settings, m), cancellationToken).ConfigureAwait(false);
+        using var loggerFactory = LoggerFactory.Create(b => b.SetMinimumLevel(cluster.LogLevel).AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss ";
+        }));
+        var logger = loggerFactory.CreateLogger("Cluster.Coordinator");
+        using var evalBackend = BackendFactory.Create(settings.Backend, Environment.ProcessorCount);
+        var options = cluster.Mode == ClusterMode.Remote
+            ? cluster.Cluster
+            : cluster.Cluster with { MinWorkers = cluster.Workers, MaxWorkers = Math.Max(cluster.Workers, cluster.Cluster.MaxWorkers) };
+        var grain = new CoordinatorGrain(run, options, evalBackend, logger);
+        grain.Trainer.Observe(new ConsoleProgress(output, run.Options.Epochs, settings.Quiet));
+        var workerThreads = settings.Threads;
+        Say(output, settings, string.Create(CultureInfo.InvariantCulture,
+            $"Training {run.Model.Shape()} ({run.Model.ParameterCount:N0} parameters) on {run.DatasetName}: {run.Train.Count:N0} samples, batch {run.Options.BatchSize}, {run.Options.Optimizer} lr {run.Options.LearningRate}, {run.Options.Epochs} epochs; {Describe(cluster, workerThreads, settings.Backend)}"));
+
+        var embedded = new List<WorkerGrain>();
+        var children = new List<Process>();
+        CoordinatorEndpoint? endpoint = null;
+        try
+        {
+            switch (cluster.Mode)
+            {
+                case ClusterMode.Embedded:
+                    for (var i = 0; i < cluster.Workers; i++)
+                    {
+                        var worker = new WorkerGrain($"worker-{i}", settings.Backend, workerThreads);
+                        embedded.Add(worker);
+                        await grain.JoinAsync(new Hello { WorkerId = worker.WorkerId, ProtocolVersion = 1, Threads = workerThreads, Backend = worker.BackendName, Address = "in-process" }, worker, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    break;
+                case ClusterMode.Processes:
+                    var token = Convert.ToHexString(RandomNumberGenerator.GetBytes(16));
+                    endpoint = await CoordinatorEndpoint.StartAsync(grain, cluster.Endpoint with { Listen = new Uri("http://127.0.0.1:0"), Token = token }, loggerFactory, run.Model.ParameterCount).ConfigureAwait(false);
+                    for (var i = 0; i < cluster.Workers; i++)
+                    {
+                        children.Add(StartWorker(endpoint.GrpcAddress, $"local-{i}", workerThreads, settings.Backend, token));
+                    }
+
+                    break;
+                case ClusterMode.Remote:
+                    endpoint = await CoordinatorEndpoint.StartAsync(grain, cluster.Endpoint, loggerFactory, run.Model.ParameterCount).ConfigureAwait(false);
+                    Say(output, settings, $"Coordinator listening on {endpoint.GrpcAddress} (gRPC){(endpoint.HttpAddress is { } h ? $" and {h} (HTTP)" : "")}; waiting for at least {options.MinWorkers} worker(s).");
+                    break;
+            }
+
+            var history = await grain.RunAsync(cancellationToken).ConfigureAwait(false);
+            var test = run.Test is null ? (BatchStats?)null : grain.Trainer.Evaluate(run.Test);
+            if (endpoint is not null)
+            {
+                grain.Timings.BytesSent = endpoint.Counters.BytesSent;
+                grain.Timings.BytesReceived = endpoint.Counters.BytesReceived;
+            }
+
+            if (!settings.Quiet)
+            {
+                output.WriteLine($"Steps: {grain.Timings.Describe()}");
+            }
+
+            SingleNodeRunner.Finish(output, settings, run, history, test, grain.Trainer.State, evalBackend, clock.Elapsed.TotalSeconds, w =>
+            {
+                w.WriteNumber("workers", grain.PeakWorkers);
+                w.WriteString("mode", cluster.Mode.ToString().ToLowerInvariant());
+                w.WriteNumber("threadsPerWorker", workerThreads);
+                grain.Timings.Write(w);
+            });
+            return 0;
+        }
+        finally
+        {
+            if (endpoint is not null)
+            {
+                await endpoint.DisposeAsync().ConfigureAwait(false);
+            }
+
+            foreach (var child in children)
+            {
+                await StopChildAsync(child).ConfigureAwait(false);
+            }
+
+            foreach (var worker in embedded)
+            {
+                worker.Dispose();
+            }
+        }
+    }
+
+    private static string Describe(ClusterSettings cluster, int threads, string backend) => cluster.Mode switch
+    {
+        ClusterMode.Embedded => $"{cluster.Workers} in-process worker(s) x {threads} thread(s), backend {backend}",
+        ClusterMode.Processes => $"{cluster.Workers} worker process(es) x {threads} thread(s) on 127.0.0.1, backend {backend}",
+        _ => $"remote workers ({cluster.Cluster.MinWorkers} to {cluster.Cluster.MaxWorkers})",
+    };
+
+    /// <summary>Starts <c>cluster worker</c> as a child process of this executable.</summary>
+    private static Process StartWorker(Uri coordinator, string id, int threads, string backend, string token)
+    {
+        var host = Environment.ProcessPath ?? throw new InvalidOperationException("Cannot find this executable to start worker processes.");
+        var psi = new ProcessStartInfo(host) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        if (Path.GetFileNameWithoutExtension(host) == "dotnet")
+        {
+            psi.ArgumentList.Add(Assembly.GetEntryAssembly()!.Location);
+        }
+
+        foreach (var arg in new[] { "worker", "--coordinator", coordinator.ToString(), "--worker-id", id, "--threads", threads.ToString(CultureInfo.InvariantCulture), "--backend", backend, "--log-level", "warning" })
+        {
+            psi.ArgumentList.Add(arg);
+        }
+
+        psi.Environment["CLUSTER_TOKEN"] = token;
+        psi.Environment.Remove("CLUSTER_TOKEN_FILE");
+        var process = Process.Start(psi) ?? throw new InvalidOperationException("Could not start a worker process.");
+        process.OutputDataReceived += (_, e) => Forward(id, e.Data);
+        process.ErrorDataReceived += (_, e) => Forward(id, e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
+    private static void Forward(string id, string? line)
+    {
+        if (!string.IsNullOrEmpty(line))
+        {
+            Console.Error.WriteLine($"[{id}] {line}");
+        }
+    }
+
+    private static async Task StopChildAsync(Process child)
+    {
+        try
+        {
+            using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            await child.WaitForExitAsync(wait.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            child.Kill(entireProcessTree: true);
+        }
+        finally
+        {
+            child.Dispose();
+        }
+    }
+
+    private static void Say(TextWriter output, TrainSettings settings, string message)
+    {
+        if (!settings.Quiet)
+        {
+            output.WriteLine(message);
+        }
+    }
+}

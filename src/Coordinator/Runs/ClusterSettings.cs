@@ -1,0 +1,23 @@
+using Cluster.Coordinator.Cluster;
+using Cluster.Coordinator.Hosting;
+
+namespace Cluster.Coordinator.Runs;
+
+/// <summary>How a cluster run is laid out, beyond the training settings.</summary>
+public sealed record ClusterSettings
+{
+    /// <summary>Embedded, worker processes, or remote workers.</summary>
+    public ClusterMode Mode { get; init; }
+
+    /// <summary>Workers to start (embedded and processes modes).</summary>
+    public int Workers { get; init; } = 1;
+
+    /// <summary>Membership and timing options.</summary>
+    public ClusterOptions Cluster { get; init; } = new();
+
+    /// <summary>Listening options (processes and remote modes).</summary>
+    public EndpointOptions Endpoint { get; init; } = new();
+
+    /// <summary>Minimum log level of the console logger.</summary>
+    public Microsoft.Extensions.Logging.LogLevel LogLevel { get; init; } = Microsoft.Extensions.Logging.LogLevel.Warning;
+}

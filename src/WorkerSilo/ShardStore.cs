@@ -1,0 +1,198 @@
+using System.Runtime.InteropServices;
+using Cluster.Compute;
+using Cluster.Compute.Data;
+using Cluster.Contracts.Grpc;
+using Cluster.Contracts.V1;
+
+namespace Cluster.WorkerSilo;
+
+/// <summary>A worker's shard: the samples of its index ranges, and the map from training-set index to local row.</summary>
+internal sealed class ShardStore
+{
+    private readonly IndexRange[] _ranges;
+    private readonly int[] _rangeOffsets;
+    private readonly int _count;
+    private readonly int _featureCount;
+    private readonly int _outputWidth;
+    private readonly int _classCount;
+    private readonly float[] _features;
+    private readonly int[]? _labels;
+    private readonly float[]? _targets;
+    private readonly bool[] _filled;
+    private int _filledCount;
+    private Dataset? _data;
+
+    public ShardStore(ShardData first, Sequential model)
+    {
+        Generation = first.Generation;
+        _ranges = [.. first.Ranges];
+        _rangeOffsets = new int[_ranges.Length];
+        var total = 0L;
+        for (var i = 0; i < _ranges.Length; i++)
+        {
+            if (_ranges[i].Start < 0 || _ranges[i].Count < 0 || (i > 0 && _ranges[i].Start < _ranges[i - 1].Start + _ranges[i - 1].Count))
+            {
+                throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, "Shard ranges must be non-negative, sorted and disjoint.");
+            }
+
+            _rangeOffsets[i] = (int)total;
+            total += _ranges[i].Count;
+        }
+
+        if (total > int.MaxValue / Math.Max(1, model.InputSize))
+        {
+            throw new GrpcStatusException(GrpcStatusCode.ResourceExhausted, $"A shard of {total} samples is too large.");
+        }
+
+        _count = (int)total;
+        _featureCount = first.LoadLocally ? model.InputSize : first.FeatureCount;
+        _outputWidth = first.LoadLocally ? model.OutputSize : first.OutputWidth;
+        _classCount = first.ClassCount;
+        if (_featureCount != model.InputSize)
+        {
+            throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"The shard has {_featureCount} features per sample; the model takes {model.InputSize}.");
+        }
+
+        _features = new float[_count * _featureCount];
+        if (_classCount > 0)
+        {
+            _labels = new int[_count];
+        }
+        else
+        {
+            _targets = new float[_count * _outputWidth];
+        }
+
+        _filled = new bool[_count];
+    }
+
+    public long Generation { get; }
+
+    public Dataset Data => _data ?? throw new InvalidOperationException("The shard is not complete.");
+
+    /// <summary>Local row of training-set index <paramref name="index"/>; INVALID_ARGUMENT when it is not in the shard.</summary>
+    public int LocalRow(int index)
+    {
+        var lo = 0;
+        var hi = _ranges.Length - 1;
+        while (lo <= hi)
+        {
+            var mid = (lo + hi) >>> 1;
+            var r = _ranges[mid];
+            if (index < r.Start)
+            {
+                hi = mid - 1;
+            }
+            else if (index >= r.Start + r.Count)
+            {
+                lo = mid + 1;
+            }
+            else
+            {
+                return _rangeOffsets[mid] + index - r.Start;
+            }
+        }
+
+        throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"Sample {index} is not in this worker's shard.");
+    }
+
+    public void Add(ShardData chunk)
+    {
+        if (chunk.Count < 0 || chunk.FeatureCount != _featureCount || chunk.ClassCount != _classCount || (chunk.Count > 0 && chunk.OutputWidth != _outputWidth))
+        {
+            throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, "A shard chunk disagrees with its generation's shape.");
+        }
+
+        var n = chunk.Count;
+        var bytesPerValue = chunk.Encoding == ShardData.Types.Encoding.Uint8Div255 ? 1 : 4;
+        if (chunk.Features.Length != (long)n * _featureCount * bytesPerValue)
+        {
+            throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"A shard chunk of {n} samples carries {chunk.Features.Length} feature bytes.");
+        }
+
+        var features = chunk.Features.Span;
+        var labels = MemoryMarshal.Cast<byte, int>(chunk.Labels.Span);
+        var targets = MemoryMarshal.Cast<byte, float>(chunk.Targets.Span);
+        if ((_labels is not null && labels.Length != n) || (_targets is not null && targets.Length != n * _outputWidth))
+        {
+            throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, "A shard chunk's labels or targets do not match its sample count.");
+        }
+
+        for (var i = 0; i < n; i++)
+        {
+            var row = LocalRow(chunk.First + i);
+            var dst = _features.AsSpan(row * _featureCount, _featureCount);
+            if (bytesPerValue == 1)
+            {
+                var src = features.Slice(i * _featureCount, _featureCount);
+                for (var j = 0; j < dst.Length; j++)
+                {
+                    dst[j] = src[j] / 255f;
+                }
+            }
+            else
+            {
+                MemoryMarshal.Cast<byte, float>(features.Slice(i * _featureCount * 4, _featureCount * 4)).CopyTo(dst);
+            }
+
+            if (_labels is not null)
+            {
+                if ((uint)labels[i] >= (uint)_classCount)
+                {
+                    throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"Label {labels[i]} is outside 0..{_classCount - 1}.");
+                }
+
+                _labels[row] = labels[i];
+            }
+            else
+            {
+                targets.Slice(i * _outputWidth, _outputWidth).CopyTo(_targets.AsSpan(row * _outputWidth, _outputWidth));
+            }
+
+            if (!_filled[row])
+            {
+                _filled[row] = true;
+                _filledCount++;
+            }
+        }
+    }
+
+    public void LoadLocal(string directory, string dataset)
+    {
+        if (!string.Equals(dataset, "mnist", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new GrpcStatusException(GrpcStatusCode.FailedPrecondition, $"This worker can only load MNIST locally, not '{dataset}'.");
+        }
+
+        var train = Mnist.LoadTrain(directory);
+        foreach (var range in _ranges)
+        {
+            for (var i = range.Start; i < range.Start + range.Count; i++)
+            {
+                if (i >= train.Count)
+                {
+                    throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"Shard index {i} is beyond the {train.Count} local samples.");
+                }
+
+                var row = LocalRow(i);
+                train.Row(i).CopyTo(_features.AsSpan(row * _featureCount, _featureCount));
+                _labels![row] = train.Labels![i];
+                _filled[row] = true;
+            }
+        }
+
+        _filledCount = _count;
+    }
+
+    public void Complete()
+    {
+        if (_filledCount != _count)
+        {
+            throw new GrpcStatusException(GrpcStatusCode.DataLoss, $"The shard ended with {_filledCount} of {_count} samples.");
+        }
+
+        _data = _labels is not null
+            ? new Dataset("shard", _featureCount, _features, _labels, _classCount)
+            : new Dataset("shard", _featureCount, _features, null, 0, _targets, _outputWidth);
+    }
+}

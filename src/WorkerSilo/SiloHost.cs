@@ -1,0 +1,266 @@
+using System.Diagnostics;
+using Cluster.Contracts.Grains;
+using Cluster.Contracts.Grpc;
+using Cluster.Contracts.V1;
+using Google.Protobuf;
+using Microsoft.Extensions.Logging;
+
+namespace Cluster.WorkerSilo;
+
+/// <summary>
+/// Runs a <see cref="WorkerGrain"/> against a remote coordinator: dials it, holds the Join stream, answers
+/// admissions, shards and step plans, sends heartbeats, and reconnects with backoff when the stream breaks.
+/// </summary>
+public sealed partial class SiloHost
+{
+    /// <summary>Protocol version spoken.</summary>
+    public const int ProtocolVersion = 1;
+
+    private readonly WorkerOptions _options;
+    private readonly ILogger _logger;
+    private readonly WorkerGrain _grain;
+
+    /// <summary>Creates the host.</summary>
+    public SiloHost(WorkerOptions options, WorkerGrain grain, ILogger logger)
+    {
+        _options = options;
+        _grain = grain;
+        _logger = logger;
+    }
+
+    /// <summary>Steps computed by this process.</summary>
+    public long StepsComputed { get; private set; }
+
+    /// <summary>Samples computed by this process.</summary>
+    public long SamplesComputed { get; private set; }
+
+    /// <summary>True while joined and admitted.</summary>
+    public bool Ready { get; private set; }
+
+    /// <summary>
+    /// Serves the coordinator until it stops the run (returns 0), or <paramref name="cancellationToken"/> is cancelled
+    /// (graceful leave: the step in progress is finished and a goodbye is sent; returns 0), or the coordinator cannot
+    /// be reached for <see cref="WorkerOptions.ConnectTimeout"/> (returns 2).
+    /// </summary>
+    public async Task<int> RunAsync(CancellationToken cancellationToken)
+    {
+        using var client = new GrpcClient(_options.Coordinator, new GrpcClientOptions
+        {
+            Token = _options.Token,
+            MaxMessageBytes = _options.MaxMessageBytes,
+            TrustedCertificatePath = _options.TrustedCertificate,
+        });
+        var backoff = TimeSpan.FromMilliseconds(200);
+        var lastContact = Stopwatch.GetTimestamp();
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                var outcome = await ServeAsync(client, cancellationToken).ConfigureAwait(false);
+                if (outcome is not null)
+                {
+                    return outcome.Value;
+                }
+
+                lastContact = Stopwatch.GetTimestamp();
+                backoff = TimeSpan.FromMilliseconds(200);
+            }
+            catch (GrpcStatusException ex) when (ex.Status is GrpcStatusCode.Unauthenticated or GrpcStatusCode.PermissionDenied or GrpcStatusCode.AlreadyExists or GrpcStatusCode.Unimplemented)
+            {
+                LogRejected(_logger, ex.Status.ToString(), ex.Message);
+                return 3;
+            }
+            catch (Exception ex) when (ex is GrpcStatusException or IOException or HttpRequestException && !cancellationToken.IsCancellationRequested)
+            {
+                LogDisconnected(_logger, ex.Message, backoff.TotalSeconds);
+            }
+
+            Ready = false;
+            if (Stopwatch.GetElapsedTime(lastContact) > _options.ConnectTimeout)
+            {
+                LogGaveUp(_logger, _options.Coordinator.ToString(), _options.ConnectTimeout.TotalSeconds);
+                return 2;
+            }
+
+            try
+            {
+                await Task.Delay(backoff + TimeSpan.FromMilliseconds(Random.Shared.Next(100)), cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+
+            backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
+        }
+
+        return 0;
+    }
+
+    /// <summary>One connection: null when it broke (reconnect), an exit code when the run is over.</summary>
+    private async Task<int?> ServeAsync(GrpcClient client, CancellationToken stopToken)
+    {
+        await using var call = await client.DuplexAsync(GrpcProtocol.JoinPath, CoordinatorMessage.Parser, CancellationToken.None).ConfigureAwait(false);
+        await call.WriteAsync(new WorkerMessage
+        {
+            Hello = new Hello
+            {
+                WorkerId = _grain.WorkerId,
+                ProtocolVersion = ProtocolVersion,
+                Threads = _grain.Threads,
+                Backend = _grain.BackendName,
+                HasLocalData = _grain.HasLocalData,
+                Address = _options.Address ?? "",
+            },
+        }, CancellationToken.None).ConfigureAwait(false);
+        using var connection = new CancellationTokenSource();
+        var heartbeats = HeartbeatLoopAsync(call, connection.Token);
+        var weights = Array.Empty<float>();
+        var indices = Array.Empty<int>();
+        var goodbyeSent = false;
+        using var stopRegistration = stopToken.Register(() => connection.CancelAfter(TimeSpan.FromSeconds(30)));
+        using var reading = CancellationTokenSource.CreateLinkedTokenSource(stopToken, connection.Token);
+        try
+        {
+            while (true)
+            {
+                if (stopToken.IsCancellationRequested && !goodbyeSent)
+                {
+                    // Graceful leave between steps: say goodbye, then wait for the coordinator to close the stream.
+                    await call.WriteAsync(new WorkerMessage { Goodbye = new Goodbye { Reason = "shutting down" } }, CancellationToken.None).ConfigureAwait(false);
+                    call.CompleteWrites();
+                    goodbyeSent = true;
+                    LogLeaving(_logger, _grain.WorkerId);
+                }
+
+                CoordinatorMessage? message;
+                try
+                {
+                    message = await call.ReadAsync(goodbyeSent ? connection.Token : reading.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (stopToken.IsCancellationRequested && !goodbyeSent)
+                {
+                    continue;
+                }
+
+                if (message is null)
+                {
+                    return goodbyeSent ? 0 : null;
+                }
+
+                switch (message.BodyCase)
+                {
+                    case CoordinatorMessage.BodyOneofCase.Admission:
+                        await _grain.AdmitAsync(message.Admission, CancellationToken.None).ConfigureAwait(false);
+                        if (message.Admission.Admitted)
+                        {
+                            var count = ModelParameterCount();
+                            weights = new float[count];
+                            indices = new int[message.Admission.MaxBatch];
+                            Ready = true;
+                            LogAdmitted(_logger, _grain.WorkerId, message.Admission.Rank, message.Admission.RunId);
+                        }
+                        else
+                        {
+                            LogWaiting(_logger, message.Admission.Reason);
+                        }
+
+                        break;
+                    case CoordinatorMessage.BodyOneofCase.Shard:
+                        await _grain.LoadShardAsync(message.Shard, CancellationToken.None).ConfigureAwait(false);
+                        if (message.Shard.Last)
+                        {
+                            await call.WriteAsync(new WorkerMessage { ShardReady = new ShardReady { Generation = message.Shard.Generation } }, CancellationToken.None).ConfigureAwait(false);
+                        }
+
+                        break;
+                    case CoordinatorMessage.BodyOneofCase.Step:
+                        if (goodbyeSent)
+                        {
+                            break;
+                        }
+
+                        var reply = Compute(message.Step, weights, indices);
+                        await call.WriteAsync(reply, CancellationToken.None).ConfigureAwait(false);
+                        break;
+                    case CoordinatorMessage.BodyOneofCase.Stop:
+                        LogStopped(_logger, message.Stop.Reason, message.Stop.Completed);
+                        await _grain.StopAsync(message.Stop, CancellationToken.None).ConfigureAwait(false);
+                        call.CompleteWrites();
+                        return message.Stop.Completed ? 0 : 1;
+                }
+            }
+        }
+        finally
+        {
+            await connection.CancelAsync().ConfigureAwait(false);
+            try
+            {
+                await heartbeats.ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or GrpcStatusException)
+            {
+            }
+        }
+    }
+
+    private WorkerMessage Compute(StepPlan plan, float[] weights, int[] indices)
+    {
+        var started = Stopwatch.GetTimestamp();
+        TensorCodec.ToFloats(plan.Weights, weights, "StepPlan.weights");
+        var n = TensorCodec.ToInts(plan.Indices, indices, "StepPlan.indices");
+        var decode = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        var reply = _grain.Compute(new StepCommand(plan.Step, plan.Epoch, plan.ShardGeneration, weights, indices.AsMemory(0, n)));
+        started = Stopwatch.GetTimestamp();
+        var message = new WorkerMessage
+        {
+            Gradient = new GradientResult
+            {
+                Step = reply.Step,
+                GradientSum = TensorCodec.FromFloats(reply.GradientSum.Span),
+                Count = reply.Count,
+                LossSum = reply.LossSum,
+                Correct = reply.Correct,
+                SquaredErrorSum = reply.SquaredErrorSum,
+                ComputeSeconds = reply.ComputeSeconds,
+            },
+        };
+        message.Gradient.CodecSeconds = decode + Stopwatch.GetElapsedTime(started).TotalSeconds;
+        StepsComputed++;
+        SamplesComputed += reply.Count;
+        return message;
+    }
+
+    private int ModelParameterCount() => _grain.Weights.Length;
+
+    private async Task HeartbeatLoopAsync(DuplexCall<CoordinatorMessage> call, CancellationToken cancellationToken)
+    {
+        long sequence = 0;
+        using var timer = new PeriodicTimer(_options.HeartbeatInterval);
+        while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+        {
+            await call.WriteAsync(new WorkerMessage { Heartbeat = new Heartbeat { Sequence = ++sequence } }, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Worker {WorkerId} admitted as rank {Rank} of run {RunId}")]
+    private static partial void LogAdmitted(ILogger logger, string workerId, int rank, string runId);
+
+    [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Waiting for admission: {Reason}")]
+    private static partial void LogWaiting(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "Connection to the coordinator lost ({Reason}); retrying in {Seconds:0.0} s")]
+    private static partial void LogDisconnected(ILogger logger, string reason, double seconds);
+
+    [LoggerMessage(EventId = 103, Level = LogLevel.Error, Message = "The coordinator at {Address} could not be reached for {Seconds} s; giving up")]
+    private static partial void LogGaveUp(ILogger logger, string address, double seconds);
+
+    [LoggerMessage(EventId = 104, Level = LogLevel.Information, Message = "Run stopped by the coordinator: {Reason} (completed: {Completed})")]
+    private static partial void LogStopped(ILogger logger, string reason, bool completed);
+
+    [LoggerMessage(EventId = 105, Level = LogLevel.Error, Message = "The coordinator refused this worker ({Status}): {Reason}")]
+    private static partial void LogRejected(ILogger logger, string status, string reason);
+
+    [LoggerMessage(EventId = 106, Level = LogLevel.Information, Message = "Worker {WorkerId} leaving: goodbye sent")]
+    private static partial void LogLeaving(ILogger logger, string workerId);
+}

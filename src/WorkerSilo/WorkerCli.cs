@@ -1,0 +1,101 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using Cluster.Contracts.Configuration;
+using Microsoft.Extensions.Logging;
+
+namespace Cluster.WorkerSilo;
+
+/// <summary>The worker command line, shared by the WorkerSilo executable and <c>cluster worker</c>.</summary>
+public static class WorkerCli
+{
+    /// <summary>Creates the command (named <paramref name="name"/>).</summary>
+    public static Command Create(string name = "worker")
+    {
+        var command = new Command(name, "Join a coordinator as a worker silo and compute gradients until the run ends. SIGTERM finishes the current step and leaves gracefully.");
+        var coordinator = EnvOption.Create<string?>("--coordinator", "Coordinator address, e.g. http://coordinator:5000 (https:// for TLS).", "CLUSTER_COORDINATOR", null);
+        var workerId = EnvOption.Create<string?>("--worker-id", "Unique worker id (default: POD_NAME, else host name and process id).", "CLUSTER_WORKER_ID", null);
+        var threads = EnvOption.Create("--threads", "Compute threads.", "CLUSTER_THREADS", 1);
+        var backend = EnvOption.Create("--backend", "Compute backend: auto, managed or openblas.", "CLUSTER_BACKEND", "auto");
+        var dataDir = EnvOption.Create<string?>("--data-dir", "Load MNIST from this folder instead of receiving the shard from the coordinator.", "CLUSTER_DATA_DIR", null);
+        var token = EnvOption.Create<string?>("--token", "Cluster token (prefer --token-file or a mounted Secret).", "CLUSTER_TOKEN", null);
+        var tokenFile = EnvOption.Create<string?>("--token-file", "File holding the cluster token.", "CLUSTER_TOKEN_FILE", null);
+        var ca = EnvOption.Create<string?>("--ca-file", "Certificate to trust for a TLS coordinator (e.g. its self-signed certificate).", "CLUSTER_CA_FILE", null);
+        var heartbeat = EnvOption.Create("--heartbeat-seconds", "Seconds between heartbeats.", "CLUSTER_HEARTBEAT_SECONDS", 2.0);
+        var connectTimeout = EnvOption.Create("--connect-timeout-seconds", "Give up after this many seconds without reaching the coordinator.", "CLUSTER_CONNECT_TIMEOUT_SECONDS", 120.0);
+        var maxMessage = EnvOption.Create("--max-message-mb", "Largest message accepted, in MiB.", "CLUSTER_MAX_MESSAGE_MB", 64);
+        var httpPort = EnvOption.Create("--http-port", "Port of /metrics, /healthz and /readyz (0: off).", "CLUSTER_HTTP_PORT", 0);
+        var podIp = EnvOption.Create<string?>("--address", "Address reported to the coordinator (default: POD_IP).", "POD_IP", null);
+        var logLevel = EnvOption.Create("--log-level", "Least severe log level shown: trace, debug, information, warning, error.", "CLUSTER_LOG_LEVEL", "information");
+        foreach (var o in new Option[] { coordinator, workerId, threads, backend, dataDir, token, tokenFile, ca, heartbeat, connectTimeout, maxMessage, httpPort, podIp, logLevel })
+        {
+            command.Options.Add(o);
+        }
+
+        command.SetAction(async (r, cancellationToken) =>
+        {
+            var error = r.InvocationConfiguration.Error;
+            WorkerOptions options;
+            try
+            {
+                var address = r.GetValue(coordinator) ?? throw new ArgumentException("--coordinator is required (or set CLUSTER_COORDINATOR).");
+                if (!Uri.TryCreate(address, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+                {
+                    throw new ArgumentException($"--coordinator must be an http:// or https:// address, not '{address}'.");
+                }
+
+                options = new WorkerOptions
+                {
+                    Coordinator = uri,
+                    WorkerId = r.GetValue(workerId) ?? Environment.GetEnvironmentVariable("POD_NAME") ?? $"{Environment.MachineName}-{Environment.ProcessId}",
+                    Threads = r.GetValue(threads) >= 1 ? r.GetValue(threads) : throw new ArgumentException("--threads must be at least 1."),
+                    Backend = r.GetValue(backend)!,
+                    DataDir = r.GetValue(dataDir),
+                    Token = TokenSource.Read(r.GetValue(token), r.GetValue(tokenFile)),
+                    TrustedCertificate = r.GetValue(ca),
+                    HeartbeatInterval = TimeSpan.FromSeconds(Positive(r.GetValue(heartbeat), "--heartbeat-seconds")),
+                    ConnectTimeout = TimeSpan.FromSeconds(Positive(r.GetValue(connectTimeout), "--connect-timeout-seconds")),
+                    MaxMessageBytes = checked(Math.Max(1, r.GetValue(maxMessage)) * 1024 * 1024),
+                    Address = r.GetValue(podIp),
+                    HttpPort = r.GetValue(httpPort),
+                    LogLevel = ParseLogLevel(r.GetValue(logLevel)!),
+                };
+            }
+            catch (Exception ex) when (ex is ArgumentException or FormatException or IOException or UnauthorizedAccessException)
+            {
+                await error.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+                return 1;
+            }
+
+            return await RunAsync(options, cancellationToken).ConfigureAwait(false);
+        });
+        return command;
+    }
+
+    /// <summary>Runs a worker silo until the run ends or the process is asked to stop.</summary>
+    public static async Task<int> RunAsync(WorkerOptions options, CancellationToken cancellationToken)
+    {
+        using var loggerFactory = LoggerFactory.Create(b => b.SetMinimumLevel(options.LogLevel).AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss ";
+        }));
+        var logger = loggerFactory.CreateLogger("WorkerSilo");
+        using var grain = new WorkerGrain(options.WorkerId, options.Backend, options.Threads, options.DataDir);
+        var host = new SiloHost(options, grain, logger);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
+        {
+            ctx.Cancel = true;
+            stop.Cancel();
+        });
+        return await host.RunAsync(stop.Token).ConfigureAwait(false);
+    }
+
+    /// <summary>Parses a log level name.</summary>
+    public static LogLevel ParseLogLevel(string s) => Enum.TryParse<LogLevel>(s, ignoreCase: true, out var level) && Enum.IsDefined(level)
+        ? level
+        : throw new ArgumentException($"Unknown log level '{s}'; use trace, debug, information, warning or error.");
+
+    private static double Positive(double value, string name) =>
+        value > 0 && double.IsFinite(value) ? value : throw new ArgumentException($"{name} must be a positive number.");
+}

@@ -1,0 +1,209 @@
+using System.Diagnostics;
+using Cluster.Compute;
+using Cluster.Compute.Backends;
+using Cluster.Compute.Data;
+using Cluster.Compute.Models;
+using Cluster.Contracts.Grains;
+using Cluster.Contracts.Grpc;
+using Cluster.Contracts.V1;
+
+namespace Cluster.WorkerSilo;
+
+/// <summary>
+/// The worker grain: holds its shard of the training set and a copy of the model, and computes the sum of
+/// per-sample gradients of each step's samples at the step's weights. One call at a time.
+/// </summary>
+public sealed class WorkerGrain : IWorkerGrain, IDisposable
+{
+    private readonly ComputeBackend _backend;
+    private readonly string? _dataDir;
+    private readonly SemaphoreSlim _turn = new(1, 1);
+    private Sequential? _model;
+    private GradientEngine? _engine;
+    private Batch? _batch;
+    private float[] _gradient = [];
+    private float[] _weights = [];
+    private int[] _local = [];
+    private ulong _seed;
+    private ShardStore? _shard;
+    private ShardStore? _incoming;
+
+    /// <summary>Creates a worker computing with <paramref name="threads"/> threads on <paramref name="backend"/>; <paramref name="dataDir"/> lets it load MNIST itself.</summary>
+    public WorkerGrain(string workerId, string backend = "auto", int threads = 1, string? dataDir = null)
+    {
+        if (string.IsNullOrWhiteSpace(workerId))
+        {
+            throw new ArgumentException("A worker needs a non-empty id.", nameof(workerId));
+        }
+
+        WorkerId = workerId;
+        _backend = BackendFactory.Create(backend, threads);
+        _dataDir = dataDir;
+    }
+
+    /// <inheritdoc/>
+    public string WorkerId { get; }
+
+    /// <summary>Compute threads.</summary>
+    public int Threads => _backend.Threads;
+
+    /// <summary>Backend name.</summary>
+    public string BackendName => _backend.Name;
+
+    /// <summary>True when started with a local data folder.</summary>
+    public bool HasLocalData => _dataDir is not null;
+
+    /// <summary>The last admission received (null before any).</summary>
+    public Admission? Admission { get; private set; }
+
+    /// <summary>Generation of the shard now held (-1 before any).</summary>
+    public long ShardGeneration => _shard?.Generation ?? -1;
+
+    /// <summary>Samples in the shard now held.</summary>
+    public int ShardSize => _shard?.Data.Count ?? 0;
+
+    /// <summary>The weights of the last step computed (the worker's model copy).</summary>
+    public ReadOnlySpan<float> Weights => _weights;
+
+    /// <summary>Weights version (step) of <see cref="Weights"/>; -1 before any step.</summary>
+    public long WeightsVersion { get; private set; } = -1;
+
+    /// <summary>Raised when the coordinator stops the run.</summary>
+    public event Action<Stop>? Stopped;
+
+    /// <inheritdoc/>
+    public async Task AdmitAsync(Admission admission, CancellationToken cancellationToken)
+    {
+        await _turn.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            Admission = admission;
+            if (!admission.Admitted)
+            {
+                return;
+            }
+
+            if (admission.MaxBatch < 1)
+            {
+                throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, "Admission without a positive max_batch.");
+            }
+
+            var model = ModelJson.Import(admission.ModelJson, requireWeights: false);
+            if (_model is null || !_model.SameArchitecture(model) || _engine!.Capacity < admission.MaxBatch)
+            {
+                _model = model;
+                _engine = new GradientEngine(model, _backend, admission.MaxBatch);
+                _batch = new Batch(admission.MaxBatch, model.InputSize, model.OutputSize);
+                _gradient = new float[model.ParameterCount];
+                _weights = new float[model.ParameterCount];
+                _local = new int[admission.MaxBatch];
+            }
+
+            _seed = admission.Seed;
+        }
+        finally
+        {
+            _turn.Release();
+        }
+    }
+
+    /// <inheritdoc/>
+    public async Task LoadShardAsync(ShardData chunk, CancellationToken cancellationToken)
+    {
+        await _turn.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var model = _model ?? throw new GrpcStatusException(GrpcStatusCode.FailedPrecondition, "A shard arrived before the admission.");
+            if (_incoming is null || _incoming.Generation != chunk.Generation)
+            {
+                _incoming = new ShardStore(chunk, model);
+            }
+
+            if (chunk.LoadLocally)
+            {
+                var dir = _dataDir ?? throw new GrpcStatusException(GrpcStatusCode.FailedPrecondition, "The coordinator asked this worker to load its shard locally, but it has no --data-dir.");
+                await Task.Run(() => _incoming.LoadLocal(dir, Admission?.Dataset ?? ""), cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                _incoming.Add(chunk);
+            }
+
+            if (chunk.Last)
+            {
+                _incoming.Complete();
+                _shard = _incoming;
+                _incoming = null;
+            }
+        }
+        finally
+        {
+            _turn.Release();
+        }
+    }
+
+    /// <inheritdoc/>
+    public async Task<GradientReply> ComputeAsync(StepCommand command, CancellationToken cancellationToken)
+    {
+        await _turn.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            // Compute is CPU work: run it off the caller's thread so embedded workers compute side by side.
+            return await Task.Run(() => Compute(command), cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _turn.Release();
+        }
+    }
+
+    /// <summary>The computation of a step, on the calling thread.</summary>
+    public GradientReply Compute(StepCommand command)
+    {
+        var engine = _engine ?? throw new GrpcStatusException(GrpcStatusCode.FailedPrecondition, "A step arrived before the admission.");
+        var shard = _shard ?? throw new GrpcStatusException(GrpcStatusCode.FailedPrecondition, "A step arrived before the shard.");
+        if (command.ShardGeneration != shard.Generation)
+        {
+            throw new GrpcStatusException(GrpcStatusCode.FailedPrecondition, $"The step is for shard generation {command.ShardGeneration}, this worker holds {shard.Generation}.");
+        }
+
+        if (command.Weights.Length != _weights.Length)
+        {
+            throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"The step carries {command.Weights.Length} weights; the model has {_weights.Length}.");
+        }
+
+        var indices = command.Indices.Span;
+        if (indices.Length > engine.Capacity)
+        {
+            throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"The step gives {indices.Length} samples; the admission allowed {engine.Capacity}.");
+        }
+
+        var started = Stopwatch.GetTimestamp();
+        for (var i = 0; i < indices.Length; i++)
+        {
+            _local[i] = shard.LocalRow(indices[i]);
+        }
+
+        // Keep the model copy at the step's version; in-process the weights are the coordinator's own buffer.
+        command.Weights.Span.CopyTo(_weights);
+        WeightsVersion = command.Step;
+        _batch!.Gather(shard.Data, _local.AsSpan(0, indices.Length), indices);
+        var stats = engine.ComputeGradient(_batch, _weights, _gradient, new DropoutKey(_seed, command.Epoch));
+        var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        return new GradientReply(command.Step, _gradient, (int)stats.Count, stats.LossSum, stats.Correct, stats.SquaredErrorSum, seconds, 0);
+    }
+
+    /// <inheritdoc/>
+    public Task StopAsync(Stop stop, CancellationToken cancellationToken)
+    {
+        Stopped?.Invoke(stop);
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        _backend.Dispose();
+        _turn.Dispose();
+    }
+}
