@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Security.Cryptography.X509Certificates;
 using Cluster.Contracts.Configuration;
-using Cluster.Coordinator.Cluster;
+using Cluster.Coordinator.Grains;
 using Cluster.Coordinator.Hosting;
 using Cluster.Coordinator.Runs;
 using Cluster.WorkerSilo;

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using Cluster.Contracts.Grains;
 using Cluster.Contracts.Grpc;
 using Cluster.Contracts.V1;
-using Cluster.Coordinator.Cluster;
+using Cluster.Coordinator.Grains;
 using Google.Protobuf;
 
 namespace Cluster.Coordinator.Hosting;

@@ -6,7 +6,7 @@ using Cluster.Compute;
 using Cluster.Compute.Backends;
 using Cluster.Compute.Training;
 using Cluster.Contracts.V1;
-using Cluster.Coordinator.Cluster;
+using Cluster.Coordinator.Grains;
 using Cluster.Coordinator.Hosting;
 using Cluster.WorkerSilo;
 using Microsoft.Extensions.Logging;

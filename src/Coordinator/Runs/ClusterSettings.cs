@@ -1,4 +1,4 @@
-using Cluster.Coordinator.Cluster;
+using Cluster.Coordinator.Grains;
 using Cluster.Coordinator.Hosting;
 
 namespace Cluster.Coordinator.Runs;

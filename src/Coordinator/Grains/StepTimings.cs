@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace Cluster.Coordinator.Cluster;
+namespace Cluster.Coordinator.Grains;
 
 /// <summary>
 /// Where the time of cluster steps goes: workers computing, encoding and decoding messages, the coordinator summing

@@ -1,4 +1,4 @@
-namespace Cluster.Coordinator.Cluster;
+namespace Cluster.Coordinator.Grains;
 
 /// <summary>How the coordinator runs its members; every value has a command-line flag and environment twin.</summary>
 public sealed record ClusterOptions

@@ -3,7 +3,7 @@ using Cluster.Compute.Data;
 using Cluster.Contracts.V1;
 using Google.Protobuf;
 
-namespace Cluster.Coordinator.Cluster;
+namespace Cluster.Coordinator.Grains;
 
 /// <summary>Turns ranges of the training set into shard-data messages, a byte per pixel when the data allows it.</summary>
 internal sealed class ShardEncoder(Dataset data, int outputWidth, int chunkSamples)

@@ -1,7 +1,7 @@
 using Cluster.Contracts.Grains;
 using Cluster.Contracts.V1;
 
-namespace Cluster.Coordinator.Cluster;
+namespace Cluster.Coordinator.Grains;
 
 /// <summary>Where a worker stands in the membership.</summary>
 public enum MemberState

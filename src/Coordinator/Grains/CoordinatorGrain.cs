@@ -10,7 +10,7 @@ using Cluster.Contracts.V1;
 using Cluster.Coordinator.Runs;
 using Microsoft.Extensions.Logging;
 
-namespace Cluster.Coordinator.Cluster;
+namespace Cluster.Coordinator.Grains;
 
 /// <summary>
 /// The coordinator grain. Keeps the membership (admitting and retiring workers at step boundaries), plans shards,

@@ -1,6 +1,6 @@
 using Cluster.Contracts.V1;
 
-namespace Cluster.Coordinator.Cluster;
+namespace Cluster.Coordinator.Grains;
 
 /// <summary>Splits the training set into contiguous, near-equal index ranges, one per member in rank order.</summary>
 public static class ShardPlan

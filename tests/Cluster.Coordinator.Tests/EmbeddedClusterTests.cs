@@ -1,0 +1,112 @@
+using Cluster.Compute.Backends;
+using Cluster.Contracts.V1;
+using Cluster.Coordinator.Grains;
+using Cluster.Coordinator.Runs;
+using Cluster.WorkerSilo;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Cluster.Coordinator.Tests;
+
+public sealed class EmbeddedClusterTests
+{
+    private static async Task<(float[] Weights, CoordinatorGrain Grain, List<WorkerGrain> Workers)> TrainEmbeddedAsync(PreparedRun run, int workers, Action<CoordinatorGrain>? before = null)
+    {
+        using var eval = new ManagedBackend(1);
+        var grain = new CoordinatorGrain(run, new ClusterOptions { MinWorkers = workers, MaxWorkers = 16 }, eval, NullLogger.Instance);
+        var list = new List<WorkerGrain>();
+        for (var i = 0; i < workers; i++)
+        {
+            var w = new WorkerGrain($"w{i}");
+            list.Add(w);
+            await grain.JoinAsync(new Hello { WorkerId = w.WorkerId, ProtocolVersion = 1 }, w, CancellationToken.None);
+        }
+
+        before?.Invoke(grain);
+        await grain.RunAsync(CancellationToken.None);
+        return (run.Model.Parameters, grain, list);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public async Task Cluster_NWorkers_MatchesSingleProcessTraining(int workers)
+    {
+        var expected = await TestRuns.SingleProcessAsync(TestRuns.Run());
+        var (actual, grain, list) = await TrainEmbeddedAsync(TestRuns.Run(), workers);
+        TestRuns.AssertClose(expected, actual, 1e-5);
+        Assert.Equal(workers, grain.PeakWorkers);
+        Assert.All(list, w => Assert.True(w.ShardSize > 0));
+        Assert.Equal(240, list.Sum(w => w.ShardSize));
+        list.ForEach(w => w.Dispose());
+    }
+
+    [Fact]
+    public async Task Cluster_SameTopologyTwice_BitIdentical()
+    {
+        var (first, _, a) = await TrainEmbeddedAsync(TestRuns.Run(), 3);
+        var (second, _, b) = await TrainEmbeddedAsync(TestRuns.Run(), 3);
+        Assert.Equal(first, second);
+        a.Concat(b).ToList().ForEach(w => w.Dispose());
+    }
+
+    [Fact]
+    public async Task Cluster_WorkerJoiningMidRun_GetsCurrentWeightsAndResultStillMatches()
+    {
+        var run = TestRuns.Run(epochs: 3);
+        var expected = await TestRuns.SingleProcessAsync(TestRuns.Run(epochs: 3));
+        var late = new WorkerGrain("late");
+        // Joins during step 12; it is admitted at the next step boundary.
+        var (actual, grain, list) = await TrainEmbeddedAsync(run, 1, g => g.Trainer.Observe(new AtStep(12, () =>
+            g.JoinAsync(new Hello { WorkerId = "late", ProtocolVersion = 1 }, late, CancellationToken.None).GetAwaiter().GetResult())));
+        TestRuns.AssertClose(expected, actual, 1e-5);
+        Assert.Equal(2, grain.PeakWorkers);
+        Assert.True(late.ShardSize > 0);
+        // The late worker computed the last step at the weights the coordinator held for it.
+        Assert.Equal(grain.Trainer.State.GlobalStep - 1, late.WeightsVersion);
+        Assert.Equal(list[0].WeightsVersion, late.WeightsVersion);
+        Assert.Equal(list[0].Weights.ToArray(), late.Weights.ToArray());
+        late.Dispose();
+        list.ForEach(w => w.Dispose());
+    }
+
+    private sealed class AtStep(long step, Action action) : global::Cluster.Compute.Training.ITrainingObserver
+    {
+        public void OnStep(in global::Cluster.Compute.Training.StepReport report)
+        {
+            if (report.GlobalStep == step)
+            {
+                action();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Join_DuplicateWorkerId_IsRefused()
+    {
+        var run = TestRuns.Run();
+        using var eval = new ManagedBackend(1);
+        var grain = new CoordinatorGrain(run, new ClusterOptions(), eval, NullLogger.Instance);
+        using var a = new WorkerGrain("same");
+        using var b = new WorkerGrain("same");
+        await grain.JoinAsync(new Hello { WorkerId = "same", ProtocolVersion = 1 }, a, CancellationToken.None);
+        var ex = await Assert.ThrowsAsync<Contracts.Grpc.GrpcStatusException>(() => grain.JoinAsync(new Hello { WorkerId = "same", ProtocolVersion = 1 }, b, CancellationToken.None));
+        Assert.Equal(Contracts.Grpc.GrpcStatusCode.AlreadyExists, ex.Status);
+        var empty = await Assert.ThrowsAsync<Contracts.Grpc.GrpcStatusException>(() => grain.JoinAsync(new Hello { WorkerId = "", ProtocolVersion = 1 }, b, CancellationToken.None));
+        Assert.Equal(Contracts.Grpc.GrpcStatusCode.InvalidArgument, empty.Status);
+    }
+
+    [Fact]
+    public void ShardPlan_CoversEverySampleOnce()
+    {
+        foreach (var members in new[] { 1, 2, 3, 7 })
+        {
+            var owner = new int[100];
+            ShardPlan.Owners(members, owner);
+            var total = Enumerable.Range(0, members).Sum(r => ShardPlan.RangeOf(r, members, 100).Count);
+            Assert.Equal(100, total);
+            Assert.Equal(Enumerable.Range(0, members), owner.Distinct().Order());
+            Assert.True(owner.SequenceEqual(owner.Order()));
+        }
+    }
+}
