@@ -23,10 +23,19 @@ public static class CliApp
     }
 
     /// <summary>Runs the command line and returns the exit code.</summary>
-    public static Task<int> RunAsync(string[] args, TextWriter? output = null, TextWriter? error = null, CancellationToken cancellationToken = default)
+    public static async Task<int> RunAsync(string[] args, TextWriter? output = null, TextWriter? error = null, CancellationToken cancellationToken = default)
     {
         var config = new InvocationConfiguration { Output = output ?? Console.Out, Error = error ?? Console.Error };
-        return Build().Parse(args).InvokeAsync(config, cancellationToken);
+        try
+        {
+            return await Build().Parse(args).InvokeAsync(config, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ArgumentException ex)
+        {
+            // Environment twins are read while parsing; a malformed one names its variable.
+            await config.Error.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+            return 1;
+        }
     }
 
     /// <summary>Wraps a command's action so that expected failures print one clear line and exit with 1.</summary>

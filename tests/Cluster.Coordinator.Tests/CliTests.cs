@@ -1,0 +1,199 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Cluster.Coordinator.Cli;
+
+namespace Cluster.Coordinator.Tests;
+
+public sealed class CliTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("cluster-cli").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    private static async Task<(int Code, string Out, string Err)> RunAsync(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var code = await CliApp.RunAsync(args, output, error);
+        return (code, output.ToString(), error.ToString());
+    }
+
+    private string Csv(string name, Func<int, string> row, int rows, string header)
+    {
+        var sb = new StringBuilder(header + "\n");
+        for (var i = 0; i < rows; i++)
+        {
+            sb.Append(row(i)).Append('\n');
+        }
+
+        var path = Path.Combine(_dir, name);
+        File.WriteAllText(path, sb.ToString());
+        return path;
+    }
+
+    private string Classes(string name, int rows, int seed) => Csv(name, i =>
+    {
+        var r = new Random(seed + i);
+        var cls = i % 3;
+        var x = Math.Cos(cls * 2.1) * 2 + r.NextDouble() - 0.5;
+        var y = Math.Sin(cls * 2.1) * 2 + r.NextDouble() - 0.5;
+        return string.Create(CultureInfo.InvariantCulture, $"{x:0.####},{y:0.####},{new[] { "red", "green", "blue" }[cls]}");
+    }, rows, "x,y,colour");
+
+    [Theory]
+    [InlineData("train")]
+    [InlineData("coordinator")]
+    [InlineData("worker")]
+    [InlineData("evaluate")]
+    [InlineData("predict")]
+    [InlineData("summary")]
+    [InlineData("example")]
+    [InlineData("data")]
+    [InlineData("bench")]
+    public async Task Help_EveryCommand_Explains(string command)
+    {
+        var (code, output, _) = await RunAsync(command, "--help");
+        Assert.Equal(0, code);
+        Assert.Contains("Usage:", output);
+        Assert.True(output.Length > 200, output);
+    }
+
+    [Fact]
+    public async Task Help_ShowsEnvironmentTwins()
+    {
+        var (_, output, _) = await RunAsync("train", "--help");
+        Assert.Contains("CLUSTER_EPOCHS", output);
+        Assert.Contains("--layers", output);
+        Assert.Contains("--workers", output);
+    }
+
+    [Fact]
+    public async Task Train_CsvClassification_WritesReportModelAndPredicts()
+    {
+        var train = Classes("train.csv", 300, 1);
+        var test = Classes("test.csv", 60, 1000);
+        var report = Path.Combine(_dir, "report.json");
+        var model = Path.Combine(_dir, "model.bin");
+        var (code, output, error) = await RunAsync("train", "--dataset", train, "--label", "colour", "--test-data", test, "--layers", "16", "--epochs", "20",
+            "--batch-size", "16", "--workers", "2", "--report", report, "--model", model, "--quiet");
+        Assert.True(code == 0, error);
+        Assert.Contains("Test accuracy", output);
+        using var json = JsonDocument.Parse(File.ReadAllText(report));
+        var root = json.RootElement;
+        Assert.Equal(2 * 16 + 16 + 16 * 3 + 3, root.GetProperty("parameters").GetInt32());
+        Assert.Equal(20, root.GetProperty("epochs").GetArrayLength());
+        var first = root.GetProperty("epochs")[0];
+        foreach (var field in new[] { "epoch", "trainLoss", "trainAccuracy", "testLoss", "testAccuracy", "seconds", "samplesPerSecond" })
+        {
+            Assert.True(first.TryGetProperty(field, out _), field);
+        }
+
+        Assert.True(root.GetProperty("testAccuracy").GetDouble() > 0.9);
+        Assert.Equal(2, root.GetProperty("workers").GetInt32());
+        Assert.True(root.GetProperty("stepBreakdown").GetProperty("steps").GetInt64() > 0);
+
+        var (summaryCode, summary, _) = await RunAsync("summary", "--model", model);
+        Assert.Equal(0, summaryCode);
+        Assert.Contains("Dense(16, relu)", summary);
+
+        var (evalCode, eval, _) = await RunAsync("evaluate", "--model", model, "--dataset", test);
+        Assert.Equal(0, evalCode);
+        Assert.Contains("accuracy", eval);
+
+        var input = Csv("input.csv", i => i == 0 ? "2,0" : "-1,1.7", 2, "x,y");
+        var (predictCode, predictions, _) = await RunAsync("predict", "--model", model, "--input", input);
+        Assert.Equal(0, predictCode);
+        var lines = predictions.Trim().Split('\n');
+        Assert.Equal("prediction,confidence", lines[0]);
+        Assert.StartsWith("red,", lines[1]);
+        Assert.StartsWith("green,", lines[2]);
+    }
+
+    [Fact]
+    public async Task Train_CsvRegression_ReportsRmseAndNullAccuracy()
+    {
+        var train = Csv("reg.csv", i => string.Create(CultureInfo.InvariantCulture, $"{i / 50.0:0.###},{Math.Sin(i / 50.0):0.#####}"), 150, "x,y");
+        var report = Path.Combine(_dir, "reg.json");
+        var (code, _, error) = await RunAsync("train", "--dataset", train, "--label", "y", "--test-data", train, "--layers", "16", "--activation", "tanh",
+            "--optimizer", "adam", "--lr", "0.01", "--epochs", "60", "--batch-size", "10", "--workers", "1", "--report", report, "--quiet");
+        Assert.True(code == 0, error);
+        using var json = JsonDocument.Parse(File.ReadAllText(report));
+        Assert.Equal(JsonValueKind.Null, json.RootElement.GetProperty("testAccuracy").ValueKind);
+        Assert.Equal(JsonValueKind.Null, json.RootElement.GetProperty("epochs")[0].GetProperty("trainAccuracy").ValueKind);
+        Assert.True(json.RootElement.GetProperty("rmse").GetDouble() < 0.15);
+    }
+
+    [Fact]
+    public async Task Train_BadOptions_FailWithClearMessages()
+    {
+        var train = Classes("t.csv", 30, 1);
+        var (code, _, error) = await RunAsync("train", "--dataset", train, "--label", "nope");
+        Assert.Equal(1, code);
+        Assert.Contains("no column named 'nope'", error);
+        (code, _, error) = await RunAsync("train", "--dataset", train, "--label", "colour", "--layers", "12,x");
+        Assert.Equal(1, code);
+        Assert.Contains("--layers", error);
+        (code, _, error) = await RunAsync("train", "--dataset", train, "--label", "colour", "--optimizer", "rmsprop");
+        Assert.Equal(1, code);
+        Assert.Contains("sgd, momentum or adam", error);
+        (code, _, error) = await RunAsync("train", "--dataset", train, "--label", "colour", "--early-stopping", "2");
+        Assert.Equal(1, code);
+        Assert.Contains("--validation-split", error);
+        (code, _, error) = await RunAsync("train", "--dataset", Path.Combine(_dir, "missing.csv"), "--label", "y");
+        Assert.Equal(1, code);
+        Assert.Contains("not found", error);
+    }
+
+    [Fact]
+    public async Task EnvironmentTwin_IsUsed_AndBadValueNamesTheVariable()
+    {
+        var train = Classes("env.csv", 60, 1);
+        var report = Path.Combine(_dir, "env.json");
+        Environment.SetEnvironmentVariable("CLUSTER_EPOCHS", "3");
+        try
+        {
+            var (code, _, error) = await RunAsync("train", "--dataset", train, "--label", "colour", "--workers", "1", "--report", report, "--quiet");
+            Assert.True(code == 0, error);
+            using var json = JsonDocument.Parse(File.ReadAllText(report));
+            Assert.Equal(3, json.RootElement.GetProperty("epochs").GetArrayLength());
+            Environment.SetEnvironmentVariable("CLUSTER_EPOCHS", "three");
+            (code, _, error) = await RunAsync("train", "--dataset", train, "--label", "colour", "--quiet");
+            Assert.Equal(1, code);
+            Assert.Contains("CLUSTER_EPOCHS", error);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("CLUSTER_EPOCHS", null);
+        }
+    }
+
+    [Theory]
+    [InlineData("xor")]
+    [InlineData("or-perceptron")]
+    [InlineData("streetlight")]
+    [InlineData("regression")]
+    public async Task Example_Runs_AndPrintsItsError(string name)
+    {
+        var (code, output, error) = await RunAsync("example", name);
+        Assert.True(code == 0, error + output);
+        Assert.True(output.Contains("error", StringComparison.Ordinal) || output.Contains("misclassified", StringComparison.Ordinal), output);
+    }
+
+    [Fact]
+    public async Task BenchGemm_Json_HasTheDocumentedFields()
+    {
+        var (code, output, error) = await RunAsync("bench", "gemm", "--json", "--threads", "1", "--size", "64", "--backend", "managed");
+        Assert.True(code == 0, error);
+        using var json = JsonDocument.Parse(output);
+        var gemm = json.RootElement.GetProperty("gemm");
+        Assert.Equal(19, gemm.GetArrayLength());
+        foreach (var field in new[] { "backend", "threads", "m", "n", "k", "gflops" })
+        {
+            Assert.True(gemm[0].TryGetProperty(field, out _), field);
+        }
+
+        Assert.True(gemm[0].GetProperty("gflops").GetDouble() > 0);
+        Assert.True(json.RootElement.GetProperty("peak")[0].GetProperty("gflops").GetDouble() > 0);
+    }
+}
