@@ -67,9 +67,6 @@ public sealed class Trainer
     /// <summary>Adds an observer.</summary>
     public void Observe(ITrainingObserver observer) => _observers.Add(observer);
 
-    /// <summary>Continues from a restored state (parameters and optimizer state restored by the caller).</summary>
-    public void Restore(TrainingState state) => State = state;
-
     /// <summary>Trains until the epochs are done or early stopping ends the run; returns the history.</summary>
     public async Task<IReadOnlyList<EpochRecord>> RunAsync(CancellationToken cancellationToken = default)
     {
@@ -123,6 +120,79 @@ public sealed class Trainer
         }
 
         return state.History;
+    }
+
+    /// <summary>The run's fingerprint, which a checkpoint must carry to resume it.</summary>
+    public string Fingerprint => Checkpoint.FingerprintOf(Models.ModelJson.Export(_model, includeWeights: false), _options, _train.Count, _train.FeatureCount);
+
+    /// <summary>Captures the complete state at the current step boundary.</summary>
+    public Checkpoint Capture()
+    {
+        var s = State;
+        return new Checkpoint
+        {
+            Fingerprint = Fingerprint,
+            Header = new CheckpointHeader
+            {
+                Epoch = s.Epoch,
+                StepInEpoch = s.StepInEpoch,
+                GlobalStep = s.GlobalStep,
+                EpochLossSum = s.EpochStats.LossSum,
+                EpochCorrect = s.EpochStats.Correct,
+                EpochSquaredError = s.EpochStats.SquaredErrorSum,
+                EpochCount = s.EpochStats.Count,
+                EpochSeconds = s.EpochSeconds,
+                OptimizerSteps = Optimizer.Steps,
+                BestValidationLoss = s.BestValidationLoss,
+                BestEpoch = s.BestEpoch,
+                EpochsWithoutImprovement = s.EpochsWithoutImprovement,
+                StoppedEarly = s.StoppedEarly,
+                History = [.. s.History],
+                Seed = _options.Seed,
+            },
+            Parameters = (float[])_model.Parameters.Clone(),
+            OptimizerState = [.. Optimizer.StateBuffers.Select(b => (float[])b.Clone())],
+            BestParameters = s.BestParameters is null ? null : (float[])s.BestParameters.Clone(),
+        };
+    }
+
+    /// <summary>Continues from a checkpoint of the same run (same architecture, options and data size).</summary>
+    public void Restore(Checkpoint checkpoint)
+    {
+        if (checkpoint.Fingerprint != Fingerprint)
+        {
+            throw new InvalidDataException("The checkpoint belongs to a different run (architecture, training options or data differ); start without --resume or use the same options.");
+        }
+
+        var buffers = Optimizer.StateBuffers;
+        if (checkpoint.Parameters.Length != _model.ParameterCount || checkpoint.OptimizerState.Count != buffers.Count)
+        {
+            throw new InvalidDataException("The checkpoint's buffers do not fit this model and optimizer.");
+        }
+
+        checkpoint.Parameters.CopyTo(_model.Parameters, 0);
+        for (var i = 0; i < buffers.Count; i++)
+        {
+            checkpoint.OptimizerState[i].CopyTo(buffers[i], 0);
+        }
+
+        Optimizer.RestoreSteps(checkpoint.Header.OptimizerSteps);
+        var h = checkpoint.Header;
+        var state = new TrainingState
+        {
+            Epoch = h.Epoch,
+            StepInEpoch = h.StepInEpoch,
+            GlobalStep = h.GlobalStep,
+            EpochStats = new BatchStats(h.EpochLossSum, h.EpochCorrect, h.EpochSquaredError, h.EpochCount),
+            EpochSeconds = h.EpochSeconds,
+            BestValidationLoss = h.BestValidationLoss,
+            BestEpoch = h.BestEpoch,
+            BestParameters = checkpoint.BestParameters,
+            EpochsWithoutImprovement = h.EpochsWithoutImprovement,
+            StoppedEarly = h.StoppedEarly,
+        };
+        state.History.AddRange(h.History);
+        State = state;
     }
 
     /// <summary>Loss and accuracy of the current parameters on <paramref name="data"/>.</summary>

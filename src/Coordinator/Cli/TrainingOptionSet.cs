@@ -39,6 +39,10 @@ public sealed class TrainingOptionSet
     private readonly Option<string?> _initModel = EnvOption.Create<string?>("--init-model", "Start from a saved model (binary or .json) instead of random weights.", "CLUSTER_INIT_MODEL", null);
     private readonly Option<string?> _model = EnvOption.Create<string?>("--model", "Save the trained model here (.json for JSON, else binary).", "CLUSTER_MODEL", null);
     private readonly Option<string?> _report = EnvOption.Create<string?>("--report", "Write the training report (JSON) here.", "CLUSTER_REPORT", null);
+    private readonly Option<string?> _checkpointDir = EnvOption.Create<string?>("--checkpoint-dir", "Write checkpoints (weights, optimizer state, position, history) here, atomically.", "CLUSTER_CHECKPOINT_DIR", null);
+    private readonly Option<int> _checkpointEvery = EnvOption.Create("--checkpoint-every", "Checkpoint every N steps as well as at each epoch end (0: epoch ends only).", "CLUSTER_CHECKPOINT_EVERY", 0);
+    private readonly Option<int> _checkpointKeep = EnvOption.Create("--checkpoint-keep", "Checkpoints kept.", "CLUSTER_CHECKPOINT_KEEP", 3);
+    private readonly Option<string?> _resume = EnvOption.Create<string?>("--resume", "Continue from the newest good checkpoint in this folder (a corrupt one is reported and the previous used); starts fresh when there is none. Checkpoints then go there too.", "CLUSTER_RESUME", null);
     private readonly Option<bool> _quiet = EnvOption.Create("--quiet", "Print only errors and the final result.", "CLUSTER_QUIET", false);
 
     /// <summary>The --threads option (threads per worker).</summary>
@@ -57,7 +61,7 @@ public sealed class TrainingOptionSet
     [
         _dataset, _dataDir, _label, _task, _testData, _layers, _activation, _outputActivation, _loss, _init, _optimizer, _lr,
         _momentum, _l1, _l2, _dropout, _batchSize, _epochs, _seed, _threads, _backend, _schedule, _validationSplit,
-        _earlyStopping, _standardize, _initModel, _model, _report, _quiet,
+        _earlyStopping, _standardize, _initModel, _model, _report, _checkpointDir, _checkpointEvery, _checkpointKeep, _resume, _quiet,
     ];
 
     /// <summary>Reads the options into settings, with clear errors for malformed values.</summary>
@@ -96,6 +100,10 @@ public sealed class TrainingOptionSet
             ModelPath = r.GetValue(_model),
             ReportPath = r.GetValue(_report),
             Quiet = r.GetValue(_quiet),
+            CheckpointDirectory = r.GetValue(_checkpointDir),
+            CheckpointEvery = r.GetValue(_checkpointEvery) >= 0 ? r.GetValue(_checkpointEvery) : throw new ArgumentException("--checkpoint-every must be zero or positive."),
+            CheckpointKeep = r.GetValue(_checkpointKeep) >= 1 ? r.GetValue(_checkpointKeep) : throw new ArgumentException("--checkpoint-keep must be at least 1."),
+            Resume = r.GetValue(_resume),
         };
     }
 

@@ -20,4 +20,16 @@ public sealed record ClusterOptions
 
     /// <summary>Let workers started with --data-dir load MNIST themselves.</summary>
     public bool AllowLocalData { get; init; } = true;
+
+    /// <summary>Folder of checkpoints; null writes none. [CLUSTER_CHECKPOINT_DIR]</summary>
+    public string? CheckpointDirectory { get; init; }
+
+    /// <summary>Write a checkpoint every this many steps (and at each epoch end); 0: epoch ends only. [CLUSTER_CHECKPOINT_EVERY]</summary>
+    public int CheckpointEvery { get; init; }
+
+    /// <summary>Checkpoints kept. [CLUSTER_CHECKPOINT_KEEP]</summary>
+    public int CheckpointKeep { get; init; } = 3;
+
+    /// <summary>Continue from the newest good checkpoint in this folder. [CLUSTER_RESUME]</summary>
+    public string? ResumeDirectory { get; init; }
 }

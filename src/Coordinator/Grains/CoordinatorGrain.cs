@@ -33,6 +33,13 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _nextGeneration;
     private string _state = "waiting";
+    private int[] _remaining = [];
+    private int[] _failed = [];
+    private (double Gather, double Compute, double Codec, double Sum) _pendingTiming;
+    private ITimer? _leaseTimer;
+    private CheckpointStore? _checkpoints;
+    private readonly SampleAccounting _accounting;
+    private int _resumedSamplesInEpoch;
     private double _lastLoss = double.NaN;
     private double? _testAccuracy;
     private long _stepsPerEpoch;
@@ -56,6 +63,11 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
         RunId = $"run-{_time.GetUtcNow():yyyyMMdd-HHmmss}-{Environment.ProcessId}";
         Trainer = new Trainer(run.Model, run.Options, this, run.Train, run.Validation, run.Test, evalBackend);
         _stepsPerEpoch = Trainer.StepsPerEpoch;
+        _remaining = new int[run.Options.BatchSize];
+        _accounting = new SampleAccounting(run.Train.Count);
+        _failed = new int[run.Options.BatchSize];
+        var checkpointDirectory = options.CheckpointDirectory ?? options.ResumeDirectory;
+        _checkpoints = checkpointDirectory is null ? null : new CheckpointStore(checkpointDirectory, options.CheckpointKeep);
     }
 
     /// <summary>The run's id.</summary>
@@ -66,6 +78,18 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
 
     /// <summary>Where step time goes.</summary>
     public StepTimings Timings { get; } = new();
+
+    /// <summary>Membership and fault events.</summary>
+    public ClusterCounters Counters { get; } = new();
+
+    /// <summary>Per-epoch proof that every sample was used exactly once.</summary>
+    public IReadOnlyList<EpochAccounting> Accounting => _accounting.Epochs;
+
+    /// <summary>The checkpoint the run resumed from, if any.</summary>
+    public string? ResumedFrom { get; private set; }
+
+    /// <summary>Checkpoints written by this process.</summary>
+    public int CheckpointsWritten { get; private set; }
 
     /// <summary>Most members active at once.</summary>
     public int PeakWorkers { get; private set; }
@@ -109,6 +133,7 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
             _pending.Add(new Member(id, worker, hello, _time.GetTimestamp()));
         }
 
+        Counters.Join();
         LogJoined(_logger, id, hello.Address);
         Signal();
         return Task.CompletedTask;
@@ -117,13 +142,31 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
     /// <inheritdoc/>
     public Task LeaveAsync(string workerId, string reason, bool graceful)
     {
+        var found = false;
         lock (_sync)
         {
             foreach (var m in _members.Concat(_pending).Where(m => m.Id == workerId && m.IsLive))
             {
                 m.State = graceful ? MemberState.Left : MemberState.Failed;
                 m.FailureReason = reason;
+                // Whatever it was asked and has not answered is given to the others.
+                CancelCall(m);
+                found = true;
             }
+        }
+
+        if (!found)
+        {
+            return Task.CompletedTask;
+        }
+
+        if (graceful)
+        {
+            Counters.Leave();
+        }
+        else
+        {
+            Counters.Failure();
         }
 
         LogLeft(_logger, workerId, reason, graceful);
@@ -187,6 +230,13 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
     {
         var observer = new Observer(this);
         Trainer.Observe(observer);
+        if (_options.ResumeDirectory is { } resume)
+        {
+            Resume(resume);
+        }
+
+        var period = TimeSpan.FromTicks(Math.Max(TimeSpan.FromMilliseconds(50).Ticks, _options.Lease.Ticks / 4));
+        _leaseTimer = _time.CreateTimer(_ => CheckLeases(), null, period, period);
         try
         {
             await ApplyMembershipAsync(cancellationToken).ConfigureAwait(false);
@@ -207,13 +257,86 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
             await StopAllAsync(new Stop { Completed = false, Reason = ex is OperationCanceledException ? "coordinator stopped" : "coordinator failed: " + ex.Message }).ConfigureAwait(false);
             throw;
         }
+        finally
+        {
+            _leaseTimer?.Dispose();
+        }
+    }
+
+    private void Resume(string directory)
+    {
+        var store = new CheckpointStore(directory, _options.CheckpointKeep);
+        var checkpoint = store.LoadLatest(out var skipped);
+        foreach (var problem in skipped)
+        {
+            LogCorruptCheckpoint(_logger, problem);
+        }
+
+        if (checkpoint is null)
+        {
+            LogNoCheckpoint(_logger, directory);
+            return;
+        }
+
+        Trainer.Restore(checkpoint);
+        _resumedSamplesInEpoch = (int)checkpoint.Header.EpochCount;
+        ResumedFrom = $"step {checkpoint.Header.GlobalStep} (epoch {checkpoint.Header.Epoch + 1}, step {checkpoint.Header.StepInEpoch} of it)";
+        SkippedCheckpoints = skipped;
+        LogResumed(_logger, checkpoint.Header.GlobalStep, directory);
+    }
+
+    /// <summary>Corrupt checkpoints passed over when resuming.</summary>
+    public IReadOnlyList<string> SkippedCheckpoints { get; private set; } = [];
+
+    private void SaveCheckpoint()
+    {
+        if (_checkpoints is null)
+        {
+            return;
+        }
+
+        var path = _checkpoints.Save(Trainer.Capture());
+        CheckpointsWritten++;
+        LogCheckpoint(_logger, path);
+    }
+
+    private void CheckLeases()
+    {
+        List<Member> expired = [];
+        lock (_sync)
+        {
+            var now = _time.GetTimestamp();
+            foreach (var m in _members.Concat(_pending))
+            {
+                if (m.IsLive && m.Worker is IHeartbeatingWorker && _time.GetElapsedTime(m.LastSeenTicks, now) > _options.Lease)
+                {
+                    expired.Add(m);
+                }
+            }
+        }
+
+        foreach (var m in expired)
+        {
+            Fail(m, $"no heartbeat for {_options.Lease.TotalSeconds:0.#} s (lease expired)");
+        }
     }
 
     /// <inheritdoc/>
     async ValueTask<BatchStats> IGradientSource.ComputeAsync(StepWork work, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
-        while (true)
+        if (_remaining.Length < work.Indices.Length)
+        {
+            _remaining = new int[work.Indices.Length];
+        }
+
+        work.Indices.Span.CopyTo(_remaining);
+        var remaining = work.Indices.Length;
+        work.GradientSum.Span.Clear();
+        var stats = default(BatchStats);
+        double compute = 0, codec = 0, sumSeconds = 0;
+        var parts = 0;
+        while (remaining > 0)
         {
             await ApplyMembershipAsync(cancellationToken).ConfigureAwait(false);
             Member[] members;
@@ -227,57 +350,38 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
                 m.IndexCount = 0;
             }
 
-            foreach (var index in work.Indices.Span)
+            for (var i = 0; i < remaining; i++)
             {
-                var m = members[_owner[index]];
-                m.Indices[m.IndexCount++] = index;
+                var m = members[_owner[_remaining[i]]];
+                m.Indices[m.IndexCount++] = _remaining[i];
             }
 
             var calls = new Task<GradientReply>?[members.Length];
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(_options.StepTimeout);
             for (var r = 0; r < members.Length; r++)
             {
                 var m = members[r];
-                if (m.IndexCount > 0)
-                {
-                    var command = new StepCommand(work.Step, work.Epoch, m.Generation, work.Parameters, m.Indices.AsMemory(0, m.IndexCount));
-                    calls[r] = m.Worker.ComputeAsync(command, timeout.Token);
-                }
-            }
-
-            var failed = false;
-            for (var r = 0; r < members.Length; r++)
-            {
-                if (calls[r] is null)
+                if (m.IndexCount == 0)
                 {
                     continue;
                 }
 
-                try
+                var call = new CancellationTokenSource(_options.StepTimeout, _time);
+                var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, call.Token);
+                lock (_sync)
                 {
-                    await calls[r]!.ConfigureAwait(false);
+                    m.StepCall = linked;
+                    if (!m.IsLive)
+                    {
+                        linked.Cancel();
+                    }
                 }
-                catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
-                {
-                    Fail(members[r], ex is OperationCanceledException ? $"no answer within the step timeout of {_options.StepTimeout.TotalSeconds:0} s" : ex.Message);
-                    failed = true;
-                }
+
+                var command = new StepCommand(work.Step, work.Epoch, m.Generation, work.Parameters, m.Indices.AsMemory(0, m.IndexCount));
+                calls[r] = RunCallAsync(m.Worker.ComputeAsync(command, linked.Token), call, linked);
             }
 
-            if (failed)
-            {
-                // The step is recomputed from scratch on the survivors: every sample still counts exactly once.
-                continue;
-            }
-
-            cancellationToken.ThrowIfCancellationRequested();
-            var summing = Stopwatch.GetTimestamp();
-            var total = work.GradientSum.Span;
-            var stats = default(BatchStats);
-            var first = true;
-            double compute = 0, codec = 0;
-            var parts = 0;
+            // Members answer in any order; their sums are added in rank order so a topology always gives the same bits.
+            var failedIndices = 0;
             for (var r = 0; r < members.Length; r++)
             {
                 if (calls[r] is not { } call)
@@ -285,26 +389,34 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
                     continue;
                 }
 
-                var reply = call.Result;
                 var m = members[r];
-                var problem = Validate(reply, work, m);
-                if (problem is not null)
+                GradientReply? reply = null;
+                string? problem;
+                try
                 {
-                    Fail(m, problem);
-                    failed = true;
-                    break;
+                    reply = await call.ConfigureAwait(false);
+                    problem = Validate(reply, work, m);
+                }
+                catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+                {
+                    problem = ex is OperationCanceledException
+                        ? m.FailureReason ?? $"no answer within the step timeout of {_options.StepTimeout.TotalSeconds:0} s"
+                        : ex.Message;
                 }
 
-                if (first)
+                if (problem is not null || reply is null)
                 {
-                    reply.GradientSum.Span.CopyTo(total);
-                    first = false;
-                }
-                else
-                {
-                    TensorPrimitives.Add(total, reply.GradientSum.Span, total);
+                    Fail(m, problem ?? "no reply");
+                    // Its slice goes back into the pool and is recomputed by the survivors in the next round.
+                    m.Indices.AsSpan(0, m.IndexCount).CopyTo(_failed.AsSpan(failedIndices));
+                    failedIndices += m.IndexCount;
+                    continue;
                 }
 
+                var summing = Stopwatch.GetTimestamp();
+                TensorPrimitives.Add(work.GradientSum.Span, reply.GradientSum.Span, work.GradientSum.Span);
+                _accounting.Mark(m.Indices.AsSpan(0, m.IndexCount));
+                sumSeconds += Stopwatch.GetElapsedTime(summing).TotalSeconds;
                 stats += new BatchStats(reply.LossSum, reply.Correct, reply.SquaredErrorSum, reply.Count);
                 m.Samples += reply.Count;
                 m.ComputeSeconds += reply.ComputeSeconds;
@@ -314,23 +426,34 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
                 parts++;
             }
 
-            if (failed)
+            cancellationToken.ThrowIfCancellationRequested();
+            if (failedIndices > 0)
             {
-                continue;
+                Counters.Reassigned(failedIndices);
+                Counters.RetriedStep();
+                LogReassigned(_logger, failedIndices, work.Step);
             }
 
-            if (first)
-            {
-                total.Clear();
-            }
-
-            var sumSeconds = Stopwatch.GetElapsedTime(summing).TotalSeconds;
-            _pendingTiming = (Stopwatch.GetElapsedTime(started).TotalSeconds, parts == 0 ? 0 : compute / parts, parts == 0 ? 0 : codec / parts, sumSeconds);
-            return stats;
+            _failed.AsSpan(0, failedIndices).CopyTo(_remaining);
+            remaining = failedIndices;
         }
+
+        _pendingTiming = (Stopwatch.GetElapsedTime(started).TotalSeconds, parts == 0 ? 0 : compute / parts, parts == 0 ? 0 : codec / parts, sumSeconds);
+        return stats;
     }
 
-    private (double Gather, double Compute, double Codec, double Sum) _pendingTiming;
+    private static async Task<GradientReply> RunCallAsync(Task<GradientReply> call, CancellationTokenSource timeout, CancellationTokenSource linked)
+    {
+        try
+        {
+            return await call.ConfigureAwait(false);
+        }
+        finally
+        {
+            linked.Dispose();
+            timeout.Dispose();
+        }
+    }
 
     private string? Validate(GradientReply reply, StepWork work, Member m)
     {
@@ -362,15 +485,31 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
     {
         lock (_sync)
         {
-            if (m.IsLive)
+            if (!m.IsLive)
             {
-                m.State = MemberState.Failed;
-                m.FailureReason = reason;
+                return;
             }
+
+            m.State = MemberState.Failed;
+            m.FailureReason = reason;
+            CancelCall(m);
         }
 
+        Counters.Failure();
         LogMemberFailed(_logger, m.Id, reason);
         Signal();
+    }
+
+    private static void CancelCall(Member m)
+    {
+        try
+        {
+            m.StepCall?.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The call already finished.
+        }
     }
 
     /// <summary>
@@ -386,9 +525,9 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
             List<Member> toldToWait = [];
             bool changed;
             Task signal;
+            CheckLeases();
             lock (_sync)
             {
-                ExpireLeases();
                 var before = _members.Count;
                 _members.RemoveAll(m => !m.IsLive);
                 _pending.RemoveAll(m => !m.IsLive);
@@ -404,6 +543,8 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
                     changed = true;
                 }
 
+                // Ranks follow worker ids, so the same set of workers always sums in the same order.
+                _members.Sort((a, b) => string.CompareOrdinal(a.Id, b.Id));
                 foreach (var m in _pending.Where(m => m.State == MemberState.Pending))
                 {
                     m.State = MemberState.Waiting;
@@ -455,20 +596,6 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
             }
 
             return;
-        }
-    }
-
-    private void ExpireLeases()
-    {
-        var now = _time.GetTimestamp();
-        foreach (var m in _members.Concat(_pending))
-        {
-            if (m.IsLive && m.Worker is IHeartbeatingWorker && _time.GetElapsedTime(m.LastSeenTicks, now) > _options.Lease)
-            {
-                m.State = MemberState.Failed;
-                m.FailureReason = $"no heartbeat for {_options.Lease.TotalSeconds:0} s";
-                LogMemberFailed(_logger, m.Id, m.FailureReason);
-            }
         }
     }
 
@@ -598,16 +725,34 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
             grain.Timings.Add(report.Seconds, compute, codec, sum + Math.Max(0, report.Seconds - gather));
             grain._lastLoss = report.Stats.MeanLoss;
             grain._samplesPerSecond = report.Seconds > 0 ? report.Stats.Count / report.Seconds : 0;
+            var every = grain._options.CheckpointEvery;
+            if (every > 0 && report.GlobalStep % every == 0 && report.StepInEpoch < report.StepsInEpoch)
+            {
+                grain.SaveCheckpoint();
+            }
         }
 
         public void OnEpochEnd(EpochRecord record)
         {
+            var accounting = grain._accounting.Close(record.Epoch, grain._resumedSamplesInEpoch);
+            grain._resumedSamplesInEpoch = 0;
+            if (accounting.Duplicates != 0 || accounting.Missing != 0)
+            {
+                grain.LogAccounting(record.Epoch, accounting.Duplicates, accounting.Missing);
+            }
+
+            grain.SaveCheckpoint();
             grain._testAccuracy = record.TestAccuracy;
             grain.LogEpoch(record.Epoch, record.TrainLoss, record.TestAccuracy ?? double.NaN);
         }
     }
 
     private void LogEpoch(int epoch, double loss, double accuracy) => LogEpochDone(_logger, epoch, loss, accuracy);
+
+    private void LogAccounting(int epoch, int duplicates, int missing) => LogAccountingBroken(_logger, epoch, duplicates, missing);
+
+    [LoggerMessage(EventId = 12, Level = LogLevel.Error, Message = "Epoch {Epoch} sample accounting broken: {Duplicates} used twice, {Missing} not used")]
+    private static partial void LogAccountingBroken(ILogger logger, int epoch, int duplicates, int missing);
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Worker {WorkerId} joined from {Address}")]
     private static partial void LogJoined(ILogger logger, string workerId, string address);
@@ -624,9 +769,21 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
     [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Shards planned over {Workers} workers ({Samples} samples)")]
     private static partial void LogPlanned(ILogger logger, int workers, int samples);
 
+    [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "Reassigned {Samples} samples of step {Step} to the surviving workers")]
+    private static partial void LogReassigned(ILogger logger, int samples, long step);
+
+    [LoggerMessage(EventId = 8, Level = LogLevel.Error, Message = "Skipping corrupt checkpoint {Problem}")]
+    private static partial void LogCorruptCheckpoint(ILogger logger, string problem);
+
+    [LoggerMessage(EventId = 9, Level = LogLevel.Information, Message = "No usable checkpoint in {Directory}; starting from the beginning")]
+    private static partial void LogNoCheckpoint(ILogger logger, string directory);
+
+    [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "Resumed at step {Step} from {Directory}")]
+    private static partial void LogResumed(ILogger logger, long step, string directory);
+
+    [LoggerMessage(EventId = 11, Level = LogLevel.Debug, Message = "Checkpoint written: {Path}")]
+    private static partial void LogCheckpoint(ILogger logger, string path);
+
     [LoggerMessage(EventId = 6, Level = LogLevel.Information, Message = "Epoch {Epoch} done: loss {Loss:0.0000}, test accuracy {Accuracy:P2}")]
     private static partial void LogEpochDone(ILogger logger, int epoch, double loss, double accuracy);
 }
-
-/// <summary>Marks worker references whose liveness is proven by heartbeats (remote silos); in-process workers have no lease.</summary>
-public interface IHeartbeatingWorker;

@@ -53,5 +53,7 @@ internal sealed class Member(string id, IWorkerGrain worker, Hello hello, long j
 
     public string? FailureReason { get; set; }
 
+    public CancellationTokenSource? StepCall { get; set; }
+
     public bool IsLive => State is MemberState.Pending or MemberState.Waiting or MemberState.Active;
 }

@@ -48,7 +48,7 @@ public sealed partial class CoordinatorEndpoint : IAsyncDisposable
     public Uri? HttpAddress { get; private set; }
 
     /// <summary>Transport figures.</summary>
-    internal TransportCounters Counters { get; } = new();
+    internal TransportCounters Counters { get; private set; } = null!;
 
     /// <summary>Starts listening.</summary>
     public static async Task<CoordinatorEndpoint> StartAsync(ICoordinatorGrain grain, EndpointOptions options, ILoggerFactory loggerFactory, int parameterCount, Action<WebApplication>? configureHttp = null)
@@ -93,6 +93,7 @@ public sealed partial class CoordinatorEndpoint : IAsyncDisposable
         });
         var app = builder.Build();
         var endpoint = new CoordinatorEndpoint(app, grain, options, loggerFactory.CreateLogger("Cluster.Coordinator.Endpoint"), parameterCount);
+        endpoint.Counters = new TransportCounters(grain is Grains.CoordinatorGrain g ? g.Counters : new Grains.ClusterCounters());
         configureHttp?.Invoke(app);
         app.Run(endpoint.HandleAsync);
         await app.StartAsync().ConfigureAwait(false);
@@ -281,14 +282,9 @@ public sealed partial class CoordinatorEndpoint : IAsyncDisposable
                         throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, "A second hello on one stream.");
                 }
 
-                if (!worker.Deliver(message, out var problem))
+                if (worker.Deliver(message) is { } note)
                 {
-                    throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"Protocol violation: {problem}.");
-                }
-
-                if (problem is not null)
-                {
-                    LogCall(_logger, context.Request.Path, problem);
+                    LogCall(_logger, context.Request.Path, note);
                 }
             }
         }

@@ -21,6 +21,8 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
     private TaskCompletionSource<ShardReady>? _shardReady;
     private TaskCompletionSource<GradientResult>? _gradientResult;
     private long _expectedStep = -1;
+    private long _expectedGeneration = -1;
+    private int _expectedCount;
     private volatile string? _brokenReason;
 
     public RemoteWorker(string workerId, Stream output, WeightsCache weights, TransportCounters counters, int parameterCount)
@@ -46,17 +48,14 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
         if (chunk.Last)
         {
             ready = new TaskCompletionSource<ShardReady>(TaskCreationOptions.RunContinuationsAsynchronously);
+            Volatile.Write(ref _expectedGeneration, chunk.Generation);
             Volatile.Write(ref _shardReady, ready);
         }
 
         await WriteAsync(new CoordinatorMessage { Shard = chunk }, cancellationToken).ConfigureAwait(false);
         if (ready is not null)
         {
-            var ack = await ready.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-            if (ack.Generation != chunk.Generation)
-            {
-                throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"Shard acknowledged for generation {ack.Generation}, sent {chunk.Generation}.");
-            }
+            await ready.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -73,6 +72,7 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
         };
         var pending = new TaskCompletionSource<GradientResult>(TaskCreationOptions.RunContinuationsAsynchronously);
         Volatile.Write(ref _expectedStep, command.Step);
+        Volatile.Write(ref _expectedCount, command.Indices.Length);
         Volatile.Write(ref _gradientResult, pending);
         var encode = Stopwatch.GetElapsedTime(started).TotalSeconds;
         await WriteAsync(new CoordinatorMessage { Step = plan }, cancellationToken).ConfigureAwait(false);
@@ -86,44 +86,60 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
     public Task StopAsync(Stop stop, CancellationToken cancellationToken) =>
         WriteAsync(new CoordinatorMessage { Stop = stop }, cancellationToken);
 
-    /// <summary>Routes a message that came up the stream; returns false for a message that breaks the protocol.</summary>
-    public bool Deliver(WorkerMessage message, out string? problem)
+    /// <summary>
+    /// Routes a message that came up the stream. A message that breaks the protocol throws the status the stream ends
+    /// with (the worker is then dropped and its part recomputed elsewhere); a late gradient is dropped and returns a note.
+    /// </summary>
+    public string? Deliver(WorkerMessage message)
     {
-        problem = null;
         switch (message.BodyCase)
         {
             case WorkerMessage.BodyOneofCase.ShardReady:
-                var ready = Interlocked.Exchange(ref _shardReady, null);
-                if (ready is null)
+                var ready = Volatile.Read(ref _shardReady);
+                if (ready is null || message.ShardReady.Generation != Volatile.Read(ref _expectedGeneration))
                 {
-                    problem = "a shard acknowledgement nobody asked for";
-                    return false;
+                    throw new GrpcStatusException(GrpcStatusCode.FailedPrecondition, $"Shard generation {message.ShardReady.Generation} acknowledged, but it was not the shard being sent.");
                 }
 
-                ready.TrySetResult(message.ShardReady);
-                return true;
+                Interlocked.Exchange(ref _shardReady, null)?.TrySetResult(message.ShardReady);
+                return null;
             case WorkerMessage.BodyOneofCase.Gradient:
-                if (message.Gradient.Step != Volatile.Read(ref _expectedStep))
+                var gradient = message.Gradient;
+                var expected = Volatile.Read(ref _expectedStep);
+                if (gradient.Step < expected)
                 {
                     // A late answer for an older weight version: dropped, never applied.
                     StaleGradients++;
-                    _counters.StaleGradients++;
-                    problem = $"stale gradient for step {message.Gradient.Step} (awaiting {Volatile.Read(ref _expectedStep)}) dropped";
-                    return true;
+                    _counters.Late();
+                    return $"stale gradient for step {gradient.Step} dropped (step {expected} is current)";
                 }
 
-                var pending = Interlocked.Exchange(ref _gradientResult, null);
-                if (pending is null)
+                var pending = Volatile.Read(ref _gradientResult);
+                if (pending is null || gradient.Step != expected)
                 {
-                    problem = "a gradient nobody asked for";
-                    return false;
+                    throw new GrpcStatusException(GrpcStatusCode.FailedPrecondition, $"Gradient for step {gradient.Step} was not asked for (replayed or from the future).");
                 }
 
-                pending.TrySetResult(message.Gradient);
-                return true;
+                if (gradient.GradientSum.Length != _gradient.Length * sizeof(float))
+                {
+                    throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"Gradient of {gradient.GradientSum.Length} bytes; the model has {_gradient.Length} parameters ({_gradient.Length * sizeof(float)} bytes).");
+                }
+
+                if (gradient.Count != Volatile.Read(ref _expectedCount))
+                {
+                    throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"Gradient covers {gradient.Count} samples; {Volatile.Read(ref _expectedCount)} were given.");
+                }
+
+                var values = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(gradient.GradientSum.Span);
+                if (!float.IsFinite(System.Numerics.Tensors.TensorPrimitives.Sum(values)) || !double.IsFinite(gradient.LossSum) || !double.IsFinite(gradient.SquaredErrorSum) || gradient.Correct < 0 || gradient.Correct > gradient.Count)
+                {
+                    throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, "Gradient or loss contains NaN or infinity, or the accuracy count is impossible; rejected.");
+                }
+
+                Interlocked.Exchange(ref _gradientResult, null)?.TrySetResult(gradient);
+                return null;
             default:
-                problem = $"unexpected {message.BodyCase} message";
-                return false;
+                throw new GrpcStatusException(GrpcStatusCode.FailedPrecondition, $"Unexpected {message.BodyCase} message on the Join stream.");
         }
     }
 
@@ -194,10 +210,11 @@ internal sealed class WeightsCache
 }
 
 /// <summary>Bytes and events counted by the transport.</summary>
-internal sealed class TransportCounters
+internal sealed class TransportCounters(Grains.ClusterCounters events)
 {
+    public void Late() => events.Late();
+
     public long BytesSent;
     public long BytesReceived;
-    public long StaleGradients;
     public long RejectedCalls;
 }

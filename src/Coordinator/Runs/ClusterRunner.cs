@@ -31,6 +31,13 @@ public static class ClusterRunner
         var options = cluster.Mode == ClusterMode.Remote
             ? cluster.Cluster
             : cluster.Cluster with { MinWorkers = cluster.Workers, MaxWorkers = Math.Max(cluster.Workers, cluster.Cluster.MaxWorkers) };
+        options = options with
+        {
+            CheckpointDirectory = settings.CheckpointDirectory,
+            CheckpointEvery = settings.CheckpointEvery,
+            CheckpointKeep = settings.CheckpointKeep,
+            ResumeDirectory = settings.Resume,
+        };
         var grain = new CoordinatorGrain(run, options, evalBackend, logger);
         grain.Trainer.Observe(new ConsoleProgress(output, run.Options.Epochs, settings.Quiet));
         var workerThreads = settings.Threads;
@@ -69,6 +76,15 @@ public static class ClusterRunner
             }
 
             var history = await grain.RunAsync(cancellationToken).ConfigureAwait(false);
+            foreach (var skipped in grain.SkippedCheckpoints)
+            {
+                output.WriteLine($"warning: corrupt checkpoint skipped: {skipped}");
+            }
+
+            if (grain.ResumedFrom is { } resumed)
+            {
+                Say(output, settings, $"Resumed from the checkpoint at {resumed}.");
+            }
             var test = run.Test is null ? (BatchStats?)null : grain.Trainer.Evaluate(run.Test);
             if (endpoint is not null)
             {
@@ -86,6 +102,31 @@ public static class ClusterRunner
                 w.WriteNumber("workers", grain.PeakWorkers);
                 w.WriteString("mode", cluster.Mode.ToString().ToLowerInvariant());
                 w.WriteNumber("threadsPerWorker", workerThreads);
+                w.WriteStartArray("sampleAccounting");
+                foreach (var a in grain.Accounting)
+                {
+                    w.WriteStartObject();
+                    w.WriteNumber("epoch", a.Epoch);
+                    w.WriteNumber("samples", a.Samples);
+                    w.WriteNumber("used", a.Used);
+                    w.WriteNumber("duplicates", a.Duplicates);
+                    w.WriteNumber("missing", a.Missing);
+                    w.WriteEndObject();
+                }
+
+                w.WriteEndArray();
+                w.WriteStartObject("faults");
+                w.WriteNumber("joins", grain.Counters.Joins);
+                w.WriteNumber("leaves", grain.Counters.Leaves);
+                w.WriteNumber("failures", grain.Counters.Failures);
+                w.WriteNumber("reassignedSamples", grain.Counters.ReassignedSamples);
+                w.WriteNumber("retriedSteps", grain.Counters.RetriedSteps);
+                w.WriteNumber("lateGradients", grain.Counters.LateGradients);
+                w.WriteEndObject();
+                if (grain.ResumedFrom is { } from)
+                {
+                    w.WriteString("resumedFrom", from);
+                }
                 grain.Timings.Write(w);
             });
             return 0;

@@ -92,6 +92,18 @@ public sealed record TrainSettings
     /// <summary>Where to write the report.</summary>
     public string? ReportPath { get; init; }
 
+    /// <summary>Checkpoint folder.</summary>
+    public string? CheckpointDirectory { get; init; }
+
+    /// <summary>Checkpoint every N steps (0: epoch ends only).</summary>
+    public int CheckpointEvery { get; init; }
+
+    /// <summary>Checkpoints kept.</summary>
+    public int CheckpointKeep { get; init; } = 3;
+
+    /// <summary>Resume from this folder.</summary>
+    public string? Resume { get; init; }
+
     /// <summary>Quiet output.</summary>
     public bool Quiet { get; init; }
 

@@ -1,0 +1,51 @@
+namespace Cluster.Coordinator.Grains;
+
+/// <summary>Membership and fault events of a run, for reports and metrics.</summary>
+public sealed class ClusterCounters
+{
+    private long _joins;
+    private long _leaves;
+    private long _failures;
+    private long _reassignedSamples;
+    private long _retriedSteps;
+    private long _lateGradients;
+
+    /// <summary>Workers that joined.</summary>
+    public long Joins => Interlocked.Read(ref _joins);
+
+    /// <summary>Workers that left gracefully.</summary>
+    public long Leaves => Interlocked.Read(ref _leaves);
+
+    /// <summary>Workers dropped (stream lost, lease expired, step timeout, bad message).</summary>
+    public long Failures => Interlocked.Read(ref _failures);
+
+    /// <summary>Samples whose gradient was recomputed by another worker after a failure.</summary>
+    public long ReassignedSamples => Interlocked.Read(ref _reassignedSamples);
+
+    /// <summary>Steps that needed a second round because a member failed.</summary>
+    public long RetriedSteps => Interlocked.Read(ref _retriedSteps);
+
+    /// <summary>Gradients that arrived for an old weight version and were dropped.</summary>
+    public long LateGradients => Interlocked.Read(ref _lateGradients);
+
+    /// <summary>Raised after any counter changes: (name, amount).</summary>
+    public event Action<string, long>? Changed;
+
+    internal void Join() => Add(ref _joins, "joins", 1);
+
+    internal void Leave() => Add(ref _leaves, "leaves", 1);
+
+    internal void Failure() => Add(ref _failures, "failures", 1);
+
+    internal void Reassigned(long samples) => Add(ref _reassignedSamples, "reassignments", samples);
+
+    internal void RetriedStep() => Add(ref _retriedSteps, "retried_steps", 1);
+
+    internal void Late() => Add(ref _lateGradients, "late_gradients", 1);
+
+    private void Add(ref long field, string name, long amount)
+    {
+        Interlocked.Add(ref field, amount);
+        Changed?.Invoke(name, amount);
+    }
+}
