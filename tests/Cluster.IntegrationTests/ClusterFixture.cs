@@ -39,7 +39,10 @@ public sealed class ClusterFixture : IAsyncDisposable
     }
 
     /// <summary>Starts a worker process with the given id.</summary>
-    public void StartWorker(string id, params string[] extra)
+    public void StartWorker(string id, params string[] extra) => StartWorkerWithToken(id, _token, extra);
+
+    /// <summary>Starts a worker process presenting <paramref name="token"/>.</summary>
+    public void StartWorkerWithToken(string id, string token, params string[] extra)
     {
         var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "cluster.dll"));
@@ -48,7 +51,7 @@ public sealed class ClusterFixture : IAsyncDisposable
             psi.ArgumentList.Add(a);
         }
 
-        psi.Environment["CLUSTER_TOKEN"] = _token;
+        psi.Environment["CLUSTER_TOKEN"] = token;
         var p = Process.Start(psi)!;
         p.OutputDataReceived += (_, _) => { };
         p.ErrorDataReceived += (_, _) => { };

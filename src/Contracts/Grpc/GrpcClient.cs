@@ -106,11 +106,17 @@ public sealed class GrpcClient : IDisposable
         try
         {
             var send = _http.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
-            // The request body opens as soon as the request starts; the server answers headers when it accepts.
-            var requestStream = await Task.WhenAny(content.Stream, send).ConfigureAwait(false) == send
-                ? throw new GrpcStatusException(GrpcStatusCode.Unavailable, "The server answered before the request stream opened.")
-                : await content.Stream.ConfigureAwait(false);
-            return new DuplexCall<TResponse>(requestStream, content, send, message, parser, _options.MaxMessageBytes);
+            // The request body opens as soon as the request starts; a server that refuses the call (bad token, unknown
+            // method) may answer first, with its status in a trailers-only response.
+            if (await Task.WhenAny(content.Stream, send).ConfigureAwait(false) == send)
+            {
+                using var early = await send.ConfigureAwait(false);
+                CheckResponse(early);
+                ThrowIfError(early);
+                throw new GrpcStatusException(GrpcStatusCode.Internal, "The server ended the call before the request stream opened.");
+            }
+
+            return new DuplexCall<TResponse>(await content.Stream.ConfigureAwait(false), content, send, message, parser, _options.MaxMessageBytes);
         }
         catch (HttpRequestException ex)
         {
