@@ -19,14 +19,22 @@ public sealed partial class SiloHost
     private readonly WorkerOptions _options;
     private readonly ILogger _logger;
     private readonly WorkerGrain _grain;
+    private readonly WorkerMetrics? _metrics;
 
     /// <summary>Creates the host.</summary>
-    public SiloHost(WorkerOptions options, WorkerGrain grain, ILogger logger)
+    public SiloHost(WorkerOptions options, WorkerGrain grain, ILogger logger, WorkerMetrics? metrics = null)
     {
         _options = options;
         _grain = grain;
         _logger = logger;
+        _metrics = metrics;
     }
+
+    /// <summary>Bytes written to the coordinator.</summary>
+    public long BytesSent { get; private set; }
+
+    /// <summary>Bytes read from the coordinator.</summary>
+    public long BytesReceived { get; private set; }
 
     /// <summary>Steps computed by this process.</summary>
     public long StepsComputed { get; private set; }
@@ -148,6 +156,7 @@ public sealed partial class SiloHost
                     return goodbyeSent ? 0 : null;
                 }
 
+                BytesReceived += message.CalculateSize() + GrpcFraming.HeaderSize;
                 switch (message.BodyCase)
                 {
                     case CoordinatorMessage.BodyOneofCase.Admission:
@@ -182,6 +191,7 @@ public sealed partial class SiloHost
 
                         var reply = Compute(message.Step, weights, indices);
                         await call.WriteAsync(reply, CancellationToken.None).ConfigureAwait(false);
+                        BytesSent += reply.CalculateSize() + GrpcFraming.HeaderSize;
                         break;
                     case CoordinatorMessage.BodyOneofCase.Stop:
                         LogStopped(_logger, message.Stop.Reason, message.Stop.Completed);
@@ -228,6 +238,7 @@ public sealed partial class SiloHost
         message.Gradient.CodecSeconds = decode + Stopwatch.GetElapsedTime(started).TotalSeconds;
         StepsComputed++;
         SamplesComputed += reply.Count;
+        _metrics?.Computed(reply.Count, reply.ComputeSeconds);
         return message;
     }
 

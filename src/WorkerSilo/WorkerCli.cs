@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using Cluster.Contracts.Configuration;
+using Cluster.Contracts.Metrics;
 using Microsoft.Extensions.Logging;
 
 namespace Cluster.WorkerSilo;
@@ -26,7 +27,8 @@ public static class WorkerCli
         var httpPort = EnvOption.Create("--http-port", "Port of /metrics, /healthz and /readyz (0: off).", "CLUSTER_HTTP_PORT", 0);
         var podIp = EnvOption.Create<string?>("--address", "Address reported to the coordinator (default: POD_IP).", "POD_IP", null);
         var logLevel = EnvOption.Create("--log-level", "Least severe log level shown: trace, debug, information, warning, error.", "CLUSTER_LOG_LEVEL", "information");
-        foreach (var o in new Option[] { coordinator, workerId, threads, backend, dataDir, token, tokenFile, ca, heartbeat, connectTimeout, maxMessage, httpPort, podIp, logLevel })
+        var logFormat = EnvOption.Create("--log-format", "Log lines as text or json (structured).", "CLUSTER_LOG_FORMAT", "text");
+        foreach (var o in new Option[] { coordinator, workerId, threads, backend, dataDir, token, tokenFile, ca, heartbeat, connectTimeout, maxMessage, httpPort, podIp, logLevel, logFormat })
         {
             command.Options.Add(o);
         }
@@ -58,6 +60,7 @@ public static class WorkerCli
                     Address = r.GetValue(podIp),
                     HttpPort = r.GetValue(httpPort),
                     LogLevel = ParseLogLevel(r.GetValue(logLevel)!),
+                    LogFormat = r.GetValue(logFormat) is "text" or "json" ? r.GetValue(logFormat)! : throw new ArgumentException("--log-format must be text or json."),
                 };
             }
             catch (Exception ex) when (ex is ArgumentException or FormatException or IOException or UnauthorizedAccessException)
@@ -74,14 +77,17 @@ public static class WorkerCli
     /// <summary>Runs a worker silo until the run ends or the process is asked to stop.</summary>
     public static async Task<int> RunAsync(WorkerOptions options, CancellationToken cancellationToken)
     {
-        using var loggerFactory = LoggerFactory.Create(b => b.SetMinimumLevel(options.LogLevel).AddSimpleConsole(o =>
-        {
-            o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss ";
-        }));
+        using var loggerFactory = Logs.Create(options.LogLevel, options.LogFormat);
         var logger = loggerFactory.CreateLogger("WorkerSilo");
         using var grain = new WorkerGrain(options.WorkerId, options.Backend, options.Threads, options.DataDir);
-        var host = new SiloHost(options, grain, logger);
+        var scope = new object();
+        using var exporter = new PrometheusExporter(scope);
+        SiloHost? host = null;
+        using var metrics = new WorkerMetrics(scope, options.WorkerId, () => host is null ? (0, 0) : (host.BytesSent, host.BytesReceived));
+        host = new SiloHost(options, grain, logger, metrics);
+        await using var http = options.HttpPort > 0
+            ? await MetricsHost.StartAsync(System.Net.IPAddress.Any, options.HttpPort, exporter, () => host.Ready).ConfigureAwait(false)
+            : null;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
         {

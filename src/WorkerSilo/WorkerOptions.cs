@@ -39,6 +39,9 @@ public sealed record WorkerOptions
     /// <summary>Least severe log level shown. [CLUSTER_LOG_LEVEL]</summary>
     public Microsoft.Extensions.Logging.LogLevel LogLevel { get; init; } = Microsoft.Extensions.Logging.LogLevel.Information;
 
+    /// <summary>text or json logs. [CLUSTER_LOG_FORMAT]</summary>
+    public string LogFormat { get; init; } = "text";
+
     /// <summary>Port of the HTTP endpoints (/metrics, /healthz, /readyz); 0 disables them. [CLUSTER_HTTP_PORT]</summary>
     public int HttpPort { get; init; }
 }

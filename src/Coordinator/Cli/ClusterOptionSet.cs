@@ -69,12 +69,18 @@ public sealed class ClusterOptionSet
             Endpoint = new EndpointOptions
             {
                 Listen = listen,
-                HttpPort = r.GetValue(_httpPort),
                 Certificate = certificate,
                 Token = TokenSource.Read(r.GetValue(_token), r.GetValue(_tokenFile)),
                 MaxMessageBytes = checked(Math.Max(1, r.GetValue(_maxMessage)) * 1024 * 1024),
             },
             LogLevel = WorkerCli.ParseLogLevel(r.GetValue(_logLevel)!),
+            HttpPort = r.GetValue(_httpPort) switch
+            {
+                0 => null,
+                > 0 and < 65536 and var port => port,
+                var bad => throw new ArgumentException($"--http-port must be 1..65535 or 0 (off), not {bad}."),
+            },
+            HttpBind = listen.Host,
         };
     }
 

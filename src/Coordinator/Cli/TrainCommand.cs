@@ -15,8 +15,12 @@ public static class TrainCommand
         options.AddTo(command);
         var workers = EnvOption.Create("--workers", "Worker grains, each computing its shard's part of every global batch (default: one per processor).", "CLUSTER_WORKERS", 0);
         var processes = EnvOption.Create("--processes", "Run the workers as separate processes joining over gRPC on 127.0.0.1 instead of inside this process.", "CLUSTER_PROCESSES", false);
+        var httpPort = EnvOption.Create("--http-port", "Serve /metrics, /healthz, /readyz and the live /dashboard on this port of 127.0.0.1 (0: off).", "CLUSTER_HTTP_PORT", 0);
+        var dashboard = EnvOption.Create("--dashboard", "Serve the live dashboard (on --http-port, or any free port) and open it in a browser.", "CLUSTER_DASHBOARD", false);
         command.Options.Add(workers);
         command.Options.Add(processes);
+        command.Options.Add(httpPort);
+        command.Options.Add(dashboard);
         CliApp.SetHandler(command, (result, output, cancellationToken) =>
         {
             var n = result.GetValue(workers);
@@ -28,7 +32,15 @@ public static class TrainCommand
                 settings = settings with { Threads = Math.Max(1, Environment.ProcessorCount / n) };
             }
 
-            var cluster = new ClusterSettings { Mode = result.GetValue(processes) ? ClusterMode.Processes : ClusterMode.Embedded, Workers = n };
+            var port = result.GetValue(httpPort);
+            var open = result.GetValue(dashboard);
+            var cluster = new ClusterSettings
+            {
+                Mode = result.GetValue(processes) ? ClusterMode.Processes : ClusterMode.Embedded,
+                Workers = n,
+                HttpPort = port > 0 ? port : open ? 0 : null,
+                OpenDashboard = open,
+            };
             return ClusterRunner.RunAsync(settings, cluster, output, cancellationToken);
         });
         return command;

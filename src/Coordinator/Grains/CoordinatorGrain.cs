@@ -39,6 +39,9 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
     private ITimer? _leaseTimer;
     private CheckpointStore? _checkpoints;
     private readonly SampleAccounting _accounting;
+    private readonly List<EpochRecord> _history = [];
+    private readonly (long Step, double Loss)[] _recent = new (long, double)[2000];
+    private long _recentCount;
     private int _resumedSamplesInEpoch;
     private double _lastLoss = double.NaN;
     private double? _testAccuracy;
@@ -81,6 +84,40 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
 
     /// <summary>Membership and fault events.</summary>
     public ClusterCounters Counters { get; } = new();
+
+    /// <summary>Finished epochs (a copy safe to read from any thread).</summary>
+    public IReadOnlyList<EpochRecord> History
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return [.. _history];
+            }
+        }
+    }
+
+    /// <summary>The loss of the most recent steps, oldest first (at most 2000).</summary>
+    public IReadOnlyList<(long Step, double Loss)> RecentLoss
+    {
+        get
+        {
+            lock (_sync)
+            {
+                var n = (int)Math.Min(_recentCount, _recent.Length);
+                var list = new List<(long, double)>(n);
+                for (var i = _recentCount - n; i < _recentCount; i++)
+                {
+                    list.Add(_recent[i % _recent.Length]);
+                }
+
+                return list;
+            }
+        }
+    }
+
+    /// <summary>Configured minimum of workers.</summary>
+    public int MinWorkers => _options.MinWorkers;
 
     /// <summary>Per-epoch proof that every sample was used exactly once.</summary>
     public IReadOnlyList<EpochAccounting> Accounting => _accounting.Epochs;
@@ -280,6 +317,10 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
 
         Trainer.Restore(checkpoint);
         _resumedSamplesInEpoch = (int)checkpoint.Header.EpochCount;
+        lock (_sync)
+        {
+            _history.AddRange(checkpoint.Header.History);
+        }
         ResumedFrom = $"step {checkpoint.Header.GlobalStep} (epoch {checkpoint.Header.Epoch + 1}, step {checkpoint.Header.StepInEpoch} of it)";
         SkippedCheckpoints = skipped;
         LogResumed(_logger, checkpoint.Header.GlobalStep, directory);
@@ -724,6 +765,12 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
             var (gather, compute, codec, sum) = grain._pendingTiming;
             grain.Timings.Add(report.Seconds, compute, codec, sum + Math.Max(0, report.Seconds - gather));
             grain._lastLoss = report.Stats.MeanLoss;
+            lock (grain._sync)
+            {
+                grain._recent[grain._recentCount % grain._recent.Length] = (report.GlobalStep, report.Stats.MeanLoss);
+                grain._recentCount++;
+            }
+
             grain._samplesPerSecond = report.Seconds > 0 ? report.Stats.Count / report.Seconds : 0;
             var every = grain._options.CheckpointEvery;
             if (every > 0 && report.GlobalStep % every == 0 && report.StepInEpoch < report.StepsInEpoch)
@@ -742,6 +789,11 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
             }
 
             grain.SaveCheckpoint();
+            lock (grain._sync)
+            {
+                grain._history.Add(record);
+            }
+
             grain._testAccuracy = record.TestAccuracy;
             grain.LogEpoch(record.Epoch, record.TrainLoss, record.TestAccuracy ?? double.NaN);
         }

@@ -34,9 +34,13 @@ public sealed class StepTimings
     /// <summary>Bytes the coordinator received from workers.</summary>
     public long BytesReceived { get; set; }
 
+    /// <summary>Raised for every step: total, compute, serialization, averaging seconds.</summary>
+    public event Action<double, double, double, double>? Added;
+
     /// <summary>Adds one step.</summary>
     public void Add(double total, double compute, double serialization, double averaging)
     {
+        Added?.Invoke(total, compute, serialization, averaging);
         lock (_lock)
         {
             Steps++;

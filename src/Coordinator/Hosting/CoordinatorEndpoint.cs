@@ -19,7 +19,7 @@ namespace Cluster.Coordinator.Hosting;
 /// <summary>
 /// The coordinator's gRPC endpoint on Kestrel: HTTP/2 (cleartext, or TLS with a certificate), the Join stream and
 /// GetStatus unary call, standard framing and trailers, deadlines, a message-size limit, and the cluster token.
-/// Plain HTTP/1.1 endpoints (health, metrics, dashboard) listen on a separate port.
+/// The plain HTTP/1.1 endpoints (health, metrics, dashboard) are a separate <see cref="Contracts.Metrics.MetricsHost"/>.
 /// </summary>
 public sealed partial class CoordinatorEndpoint : IAsyncDisposable
 {
@@ -44,14 +44,11 @@ public sealed partial class CoordinatorEndpoint : IAsyncDisposable
     /// <summary>The gRPC address actually bound (with the real port when 0 was asked).</summary>
     public Uri GrpcAddress { get; private set; } = null!;
 
-    /// <summary>The HTTP/1.1 address of health, metrics and dashboard, when enabled.</summary>
-    public Uri? HttpAddress { get; private set; }
-
     /// <summary>Transport figures.</summary>
     internal TransportCounters Counters { get; private set; } = null!;
 
     /// <summary>Starts listening.</summary>
-    public static async Task<CoordinatorEndpoint> StartAsync(ICoordinatorGrain grain, EndpointOptions options, ILoggerFactory loggerFactory, int parameterCount, Action<WebApplication>? configureHttp = null)
+    public static async Task<CoordinatorEndpoint> StartAsync(ICoordinatorGrain grain, EndpointOptions options, ILoggerFactory loggerFactory, int parameterCount)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -86,36 +83,20 @@ public sealed partial class CoordinatorEndpoint : IAsyncDisposable
                     throw new ArgumentException("An https:// listen address needs a certificate (--tls-cert and --tls-key).");
                 }
             });
-            if (options.HttpPort != 0)
-            {
-                kestrel.Listen(address, Math.Max(0, options.HttpPort), o => o.Protocols = HttpProtocols.Http1);
-            }
         });
         var app = builder.Build();
         var endpoint = new CoordinatorEndpoint(app, grain, options, loggerFactory.CreateLogger("Cluster.Coordinator.Endpoint"), parameterCount);
         endpoint.Counters = new TransportCounters(grain is Grains.CoordinatorGrain g ? g.Counters : new Grains.ClusterCounters());
-        configureHttp?.Invoke(app);
         app.Run(endpoint.HandleAsync);
         await app.StartAsync().ConfigureAwait(false);
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Select(a => new Uri(a.Replace("[::]", "127.0.0.1", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal))).ToList();
         endpoint.GrpcAddress = new UriBuilder(options.Certificate is null ? "http" : "https", addresses[0].Host, addresses[0].Port).Uri;
-        if (options.HttpPort != 0 && addresses.Count > 1)
-        {
-            endpoint.HttpAddress = new UriBuilder("http", addresses[1].Host, addresses[1].Port).Uri;
-        }
-
         return endpoint;
     }
 
-    /// <summary>Handles requests that no plain-HTTP route took: the gRPC methods on the HTTP/2 port.</summary>
+    /// <summary>Handles every request on the HTTP/2 port: the gRPC methods.</summary>
     private async Task HandleAsync(HttpContext context)
     {
-        if (context.Request.Protocol != "HTTP/2")
-        {
-            context.Response.StatusCode = StatusCodes.Status404NotFound;
-            return;
-        }
-
         if (!HttpMethods.IsPost(context.Request.Method) || context.Request.ContentType?.StartsWith(GrpcProtocol.ContentType, StringComparison.Ordinal) != true)
         {
             // The protocol answers a non-gRPC request with HTTP 415 and a status for clients that read it anyway.

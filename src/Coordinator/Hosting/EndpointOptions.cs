@@ -8,9 +8,6 @@ public sealed record EndpointOptions
     /// <summary>gRPC listen address, e.g. http://0.0.0.0:5000 (port 0: any free port). [CLUSTER_LISTEN]</summary>
     public Uri Listen { get; init; } = new("http://127.0.0.1:5000");
 
-    /// <summary>Port of the plain-HTTP endpoints (/metrics, /healthz, /readyz, /dashboard); 0: none, -1: any free port. [CLUSTER_HTTP_PORT]</summary>
-    public int HttpPort { get; init; }
-
     /// <summary>TLS certificate with its key (PEM files); null for cleartext HTTP/2. [CLUSTER_TLS_CERT, CLUSTER_TLS_KEY]</summary>
     public X509Certificate2? Certificate { get; init; }
 

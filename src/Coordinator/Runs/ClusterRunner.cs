@@ -8,7 +8,10 @@ using Cluster.Compute.Training;
 using Cluster.Contracts.V1;
 using Cluster.Coordinator.Grains;
 using Cluster.Coordinator.Hosting;
+using Cluster.Coordinator.Observability;
+using Cluster.Contracts.Metrics;
 using Cluster.WorkerSilo;
+using Cluster.Contracts.Configuration;
 using Microsoft.Extensions.Logging;
 
 namespace Cluster.Coordinator.Runs;
@@ -21,11 +24,7 @@ public static class ClusterRunner
     {
         var clock = Stopwatch.StartNew();
         var run = await TrainingSetup.PrepareAsync(settings, m => Say(output, settings, m), cancellationToken).ConfigureAwait(false);
-        using var loggerFactory = LoggerFactory.Create(b => b.SetMinimumLevel(cluster.LogLevel).AddSimpleConsole(o =>
-        {
-            o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss ";
-        }));
+        using var loggerFactory = Logs.Create(cluster.LogLevel, settings.LogFormat);
         var logger = loggerFactory.CreateLogger("Cluster.Coordinator");
         using var evalBackend = BackendFactory.Create(settings.Backend, Environment.ProcessorCount);
         var options = cluster.Mode == ClusterMode.Remote
@@ -39,7 +38,11 @@ public static class ClusterRunner
             ResumeDirectory = settings.Resume,
         };
         var grain = new CoordinatorGrain(run, options, evalBackend, logger);
-        grain.Trainer.Observe(new ConsoleProgress(output, run.Options.Epochs, settings.Quiet));
+        var interactive = !settings.Quiet && ConsoleProgress.IsTerminal(output);
+        if (!interactive)
+        {
+            grain.Trainer.Observe(new ConsoleProgress(output, run.Options.Epochs, settings.Quiet));
+        }
         var workerThreads = settings.Threads;
         Say(output, settings, string.Create(CultureInfo.InvariantCulture,
             $"Training {run.Model.Shape()} ({run.Model.ParameterCount:N0} parameters) on {run.DatasetName}: {run.Train.Count:N0} samples, batch {run.Options.BatchSize}, {run.Options.Optimizer} lr {run.Options.LearningRate}, {run.Options.Epochs} epochs; {Describe(cluster, workerThreads, settings.Backend)}"));
@@ -47,8 +50,23 @@ public static class ClusterRunner
         var embedded = new List<WorkerGrain>();
         var children = new List<Process>();
         CoordinatorEndpoint? endpoint = null;
+        var scope = new object();
+        using var exporter = new PrometheusExporter(scope);
+        using var metrics = new TrainingMetrics(scope, grain, () => endpoint is null ? (0, 0) : (endpoint.Counters.BytesSent, endpoint.Counters.BytesReceived));
+        MetricsHost? http = null;
         try
         {
+            if (cluster.HttpPort is { } httpPort)
+            {
+                http = await MetricsHost.StartAsync(MetricsHost.Bind(cluster.HttpBind), httpPort, exporter, () => true, app => DashboardRoutes.Map(app, grain)).ConfigureAwait(false);
+                var dashboard = new Uri(http.Address, "dashboard");
+                Say(output, settings, $"Dashboard: {dashboard}  metrics: {new Uri(http.Address, "metrics")}");
+                if (cluster.OpenDashboard)
+                {
+                    OpenBrowser(dashboard, output);
+                }
+            }
+
             switch (cluster.Mode)
             {
                 case ClusterMode.Embedded:
@@ -71,11 +89,17 @@ public static class ClusterRunner
                     break;
                 case ClusterMode.Remote:
                     endpoint = await CoordinatorEndpoint.StartAsync(grain, cluster.Endpoint, loggerFactory, run.Model.ParameterCount).ConfigureAwait(false);
-                    Say(output, settings, $"Coordinator listening on {endpoint.GrpcAddress} (gRPC){(endpoint.HttpAddress is { } h ? $" and {h} (HTTP)" : "")}; waiting for at least {options.MinWorkers} worker(s).");
+                    Say(output, settings, $"Coordinator listening on {endpoint.GrpcAddress} (gRPC); waiting for at least {options.MinWorkers} worker(s).");
                     break;
             }
 
-            var history = await grain.RunAsync(cancellationToken).ConfigureAwait(false);
+            var history = interactive
+                ? await SpectreProgress.RunAsync(run.Options.Epochs, observer =>
+                {
+                    grain.Trainer.Observe(observer);
+                    return grain.RunAsync(cancellationToken);
+                }).ConfigureAwait(false)
+                : await grain.RunAsync(cancellationToken).ConfigureAwait(false);
             foreach (var skipped in grain.SkippedCheckpoints)
             {
                 output.WriteLine($"warning: corrupt checkpoint skipped: {skipped}");
@@ -97,7 +121,7 @@ public static class ClusterRunner
                 output.WriteLine($"Steps: {grain.Timings.Describe()}");
             }
 
-            SingleNodeRunner.Finish(output, settings, run, history, test, grain.Trainer.State, evalBackend, clock.Elapsed.TotalSeconds, w =>
+            RunOutputs.Finish(output, settings, run, history, test, grain.Trainer.State, evalBackend, clock.Elapsed.TotalSeconds, w =>
             {
                 w.WriteNumber("workers", grain.PeakWorkers);
                 w.WriteString("mode", cluster.Mode.ToString().ToLowerInvariant());
@@ -136,6 +160,11 @@ public static class ClusterRunner
             if (endpoint is not null)
             {
                 await endpoint.DisposeAsync().ConfigureAwait(false);
+            }
+
+            if (http is not null)
+            {
+                await http.DisposeAsync().ConfigureAwait(false);
             }
 
             foreach (var child in children)
@@ -180,6 +209,18 @@ public static class ClusterRunner
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return process;
+    }
+
+    private static void OpenBrowser(Uri url, TextWriter output)
+    {
+        try
+        {
+            using var browser = Process.Start(new ProcessStartInfo("xdg-open", url.ToString()) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true });
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            output.WriteLine($"Open {url} in a browser to watch the run.");
+        }
     }
 
     private static void Forward(string id, string? line)

@@ -18,6 +18,15 @@ public sealed record ClusterSettings
     /// <summary>Listening options (processes and remote modes).</summary>
     public EndpointOptions Endpoint { get; init; } = new();
 
+    /// <summary>Port of /metrics, /healthz, /readyz and /dashboard (HTTP/1.1); null: none, 0: any free port.</summary>
+    public int? HttpPort { get; init; }
+
+    /// <summary>Address the HTTP port binds to.</summary>
+    public string HttpBind { get; init; } = "127.0.0.1";
+
+    /// <summary>Open the dashboard in a browser once training starts.</summary>
+    public bool OpenDashboard { get; init; }
+
     /// <summary>Minimum log level of the console logger.</summary>
     public Microsoft.Extensions.Logging.LogLevel LogLevel { get; init; } = Microsoft.Extensions.Logging.LogLevel.Warning;
 }

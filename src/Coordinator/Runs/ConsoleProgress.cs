@@ -17,6 +17,10 @@ public sealed class ConsoleProgress(TextWriter output, int epochs, bool quiet) :
         output.WriteLine(Format(r, epochs));
     }
 
+    /// <summary>True when <paramref name="output"/> is the process's own, undirected terminal.</summary>
+    public static bool IsTerminal(TextWriter output) =>
+        ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("TERM") is not (null or "dumb");
+
     /// <summary>The one-line summary of an epoch.</summary>
     public static string Format(EpochRecord r, int epochs)
     {

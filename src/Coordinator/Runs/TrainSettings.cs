@@ -104,6 +104,12 @@ public sealed record TrainSettings
     /// <summary>Resume from this folder.</summary>
     public string? Resume { get; init; }
 
+    /// <summary>Plot file (.svg or .png); null: next to the report, if any.</summary>
+    public string? PlotPath { get; init; }
+
+    /// <summary>text or json logs.</summary>
+    public string LogFormat { get; init; } = "text";
+
     /// <summary>Quiet output.</summary>
     public bool Quiet { get; init; }
 

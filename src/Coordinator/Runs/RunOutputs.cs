@@ -1,0 +1,114 @@
+using System.Globalization;
+using Cluster.Compute;
+using Cluster.Compute.Backends;
+using Cluster.Compute.Models;
+using Cluster.Compute.Training;
+using Cluster.Coordinator.Reports;
+using Spectre.Console;
+
+namespace Cluster.Coordinator.Runs;
+
+/// <summary>What a finished run leaves behind: the final figures and per-epoch table, the model, the report and the plot.</summary>
+public static class RunOutputs
+{
+    /// <summary>Prints the result, saves the model, writes the report and the plot.</summary>
+    public static void Finish(TextWriter output, TrainSettings settings, PreparedRun run, IReadOnlyList<EpochRecord> history, BatchStats? test, TrainingState state, ComputeBackend backend, double seconds, Action<System.Text.Json.Utf8JsonWriter>? extra)
+    {
+        var c = CultureInfo.InvariantCulture;
+        if (!settings.Quiet)
+        {
+            WriteTable(output, history, run.Train.IsClassification);
+        }
+
+        if (state.StoppedEarly)
+        {
+            output.WriteLine(string.Create(c, $"Early stopping after epoch {history.Count}; kept the weights of epoch {state.BestEpoch}."));
+        }
+
+        if (test is { } t)
+        {
+            output.WriteLine(run.Train.IsClassification
+                ? string.Create(c, $"Test accuracy: {t.Accuracy * 100:0.00}% (loss {t.MeanLoss:0.0000}) on {t.Count:N0} samples")
+                : string.Create(c, $"Test RMSE: {t.Rmse(run.Model.OutputSize):0.00000} (loss {t.MeanLoss:0.00000}) on {t.Count:N0} samples"));
+        }
+
+        if (settings.ModelPath is { } modelPath)
+        {
+            ModelFile.Save(run.Model, modelPath);
+            Say(output, settings, $"Model saved to {modelPath}");
+        }
+
+        if (settings.ReportPath is { } reportPath)
+        {
+            var description = new RunDescription
+            {
+                Dataset = run.DatasetName,
+                Model = run.Model,
+                Options = run.Options,
+                Backend = backend.Name,
+                Threads = settings.Threads,
+                Classification = run.Train.IsClassification,
+                FinalTest = test,
+                TotalSeconds = seconds,
+                State = state,
+            };
+            TrainingReport.Write(reportPath, description, history, extra);
+            Say(output, settings, $"Report written to {reportPath}");
+        }
+
+        var plot = settings.PlotPath ?? (settings.ReportPath is { } r ? Path.ChangeExtension(r, ".svg") : null);
+        if (plot is not null)
+        {
+            TrainingPlot.Write(plot, history, $"{run.DatasetName} {run.Model.Shape()}");
+            Say(output, settings, $"Plot written to {plot}");
+        }
+    }
+
+    /// <summary>The per-epoch figures as a table: Spectre's on a terminal, plain text otherwise.</summary>
+    public static void WriteTable(TextWriter output, IReadOnlyList<EpochRecord> history, bool classification)
+    {
+        string[] headers = classification
+            ? ["epoch", "train loss", "train acc", "val loss", "val acc", "test loss", "test acc", "seconds", "samples/s"]
+            : ["epoch", "train loss", "train rmse", "val loss", "test loss", "test rmse", "seconds", "samples/s"];
+        var rows = history.Select(e => classification
+            ? new[] { Int(e.Epoch), F(e.TrainLoss, 4), P(e.TrainAccuracy), F(e.ValidationLoss, 4), P(e.ValidationAccuracy), F(e.TestLoss, 4), P(e.TestAccuracy), F(e.Seconds, 2), Int((long)e.SamplesPerSecond) }
+            : new[] { Int(e.Epoch), F(e.TrainLoss, 5), F(e.TrainRmse, 5), F(e.ValidationLoss, 5), F(e.TestLoss, 5), F(e.TestRmse, 5), F(e.Seconds, 2), Int((long)e.SamplesPerSecond) }).ToList();
+        if (ConsoleProgress.IsTerminal(output))
+        {
+            var table = new Table().Border(TableBorder.Rounded);
+            foreach (var h in headers)
+            {
+                table.AddColumn(new TableColumn(h).RightAligned());
+            }
+
+            foreach (var row in rows)
+            {
+                table.AddRow(row);
+            }
+
+            AnsiConsole.Write(table);
+            return;
+        }
+
+        var widths = headers.Select((h, i) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(r => r[i].Length))).ToArray();
+        output.WriteLine(string.Join("  ", headers.Select((h, i) => h.PadLeft(widths[i]))));
+        foreach (var row in rows)
+        {
+            output.WriteLine(string.Join("  ", row.Select((v, i) => v.PadLeft(widths[i]))));
+        }
+    }
+
+    private static string Int(long v) => v.ToString("N0", CultureInfo.InvariantCulture);
+
+    private static string F(double? v, int digits) => v is { } d ? d.ToString("F" + digits, CultureInfo.InvariantCulture) : "-";
+
+    private static string P(double? v) => v is { } d ? (d * 100).ToString("0.00", CultureInfo.InvariantCulture) + "%" : "-";
+
+    private static void Say(TextWriter output, TrainSettings settings, string message)
+    {
+        if (!settings.Quiet)
+        {
+            output.WriteLine(message);
+        }
+    }
+}
