@@ -24,6 +24,9 @@ public static class MetricNames
     /// <summary>Epoch in progress, 1-based (gauge).</summary>
     public const string Epoch = "cluster.training.epoch";
 
+    /// <summary>1 while the run is training, 0 when waiting, paused or over (gauge).</summary>
+    public const string Active = "cluster.training.active";
+
     /// <summary>Global step (gauge).</summary>
     public const string Step = "cluster.training.step";
 

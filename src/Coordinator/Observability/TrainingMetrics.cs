@@ -40,6 +40,7 @@ public sealed class TrainingMetrics : ITrainingObserver, IDisposable
         _stepDuration = _meter.CreateHistogram(MetricNames.StepDuration, "s", "Wall time of a training step", advice: seconds);
         _phase = _meter.CreateHistogram(MetricNames.StepPhaseDuration, "s", "Time of a step by phase: compute, wait, serialization, averaging", advice: seconds);
         _compute = _meter.CreateHistogram(MetricNames.GradientComputeDuration, "s", "Mean worker gradient computation time per step", advice: seconds);
+        _meter.CreateObservableGauge(MetricNames.Active, () => grain.GetStatusAsync().Result.State == "training" ? 1L : 0L, description: "1 while training, 0 when waiting, paused or over");
         _meter.CreateObservableGauge(MetricNames.ActiveWorkers, () => (long)grain.ActiveWorkers, description: "Workers admitted now");
         _meter.CreateObservableGauge(MetricNames.MinWorkers, () => (long)grain.MinWorkers, description: "Workers the run needs");
         _meter.CreateObservableCounter(MetricNames.Joins, () => grain.Counters.Joins, description: "Workers that joined");
