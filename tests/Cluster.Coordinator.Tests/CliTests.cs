@@ -125,6 +125,32 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Train_PlotNextToReport_AndPngWhenAsked()
+    {
+        var train = Classes("p.csv", 90, 1);
+        var report = Path.Combine(_dir, "out", "run.json");
+        var (code, output, error) = await RunAsync("train", "--dataset", train, "--label", "colour", "--epochs", "3", "--workers", "1", "--report", report);
+        Assert.True(code == 0, error);
+        Assert.True(File.Exists(Path.Combine(_dir, "out", "run.svg")));
+        Assert.Contains("Plot written to", output);
+        Assert.Contains("train loss", output);
+        var png = Path.Combine(_dir, "chart.png");
+        (code, _, error) = await RunAsync("train", "--dataset", train, "--label", "colour", "--epochs", "2", "--workers", "1", "--plot", png, "--quiet");
+        Assert.True(code == 0, error);
+        Assert.Equal(0x89, File.ReadAllBytes(png)[0]);
+    }
+
+    [Fact]
+    public async Task Train_Quiet_PrintsOnlyTheResult()
+    {
+        var train = Classes("q.csv", 60, 1);
+        var (code, output, _) = await RunAsync("train", "--dataset", train, "--label", "colour", "--epochs", "2", "--workers", "1", "--quiet");
+        Assert.Equal(0, code);
+        Assert.DoesNotContain("epoch 1/2", output);
+        Assert.StartsWith("Training accuracy", Assert.Single(output.Trim().Split('\n')));
+    }
+
+    [Fact]
     public async Task Train_BadOptions_FailWithClearMessages()
     {
         var train = Classes("t.csv", 30, 1);

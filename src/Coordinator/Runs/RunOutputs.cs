@@ -32,6 +32,14 @@ public static class RunOutputs
                 : string.Create(c, $"Test RMSE: {t.Rmse(run.Model.OutputSize):0.00000} (loss {t.MeanLoss:0.00000}) on {t.Count:N0} samples"));
         }
 
+        else if (history.Count > 0)
+        {
+            var last = history[^1];
+            output.WriteLine(last.TrainAccuracy is { } a
+                ? string.Create(c, $"Training accuracy: {a * 100:0.00}% (loss {last.TrainLoss:0.0000}); no test set")
+                : string.Create(c, $"Training RMSE: {last.TrainRmse:0.00000} (loss {last.TrainLoss:0.00000}); no test set"));
+        }
+
         if (settings.ModelPath is { } modelPath)
         {
             ModelFile.Save(run.Model, modelPath);
