@@ -233,6 +233,11 @@ public sealed partial class CoordinatorEndpoint : IAsyncDisposable
         }
 
         var hello = first.Hello;
+        if (string.IsNullOrEmpty(hello.Address))
+        {
+            hello.Address = context.Connection.RemoteIpAddress?.ToString() ?? "";
+        }
+
         var output = context.Response.Body;
         await context.Response.StartAsync(cancellationToken).ConfigureAwait(false);
         var worker = new RemoteWorker(hello.WorkerId, output, _weights, Counters, _parameterCount);
