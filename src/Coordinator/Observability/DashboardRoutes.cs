@@ -17,10 +17,15 @@ public static class DashboardRoutes
     });
 
     /// <summary>Maps /dashboard and /api/status for <paramref name="grain"/>.</summary>
-    public static void Map(WebApplication app, CoordinatorGrain grain)
+    public static void Map(WebApplication app, CoordinatorGrain grain) => Map(app, () => grain);
+
+    /// <summary>Maps the routes for a grain that may not exist yet (the HTTP side starts before the data is loaded).</summary>
+    public static void Map(WebApplication app, Func<CoordinatorGrain?> grain)
     {
         app.MapGet("/", () => Results.Redirect("/dashboard"));
         app.MapGet("/dashboard", () => Results.Bytes(Page.Value, "text/html; charset=utf-8"));
-        app.MapGet("/api/status", async () => Results.Bytes(await StatusJson.BuildAsync(grain).ConfigureAwait(false), "application/json"));
+        app.MapGet("/api/status", async () => grain() is { } g
+            ? Results.Bytes(await StatusJson.BuildAsync(g).ConfigureAwait(false), "application/json")
+            : Results.Json(new { state = "starting" }, statusCode: StatusCodes.Status503ServiceUnavailable));
     }
 }

@@ -23,6 +23,14 @@ public static class ClusterRunner
     public static async Task<int> RunAsync(TrainSettings settings, ClusterSettings cluster, TextWriter output, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
+        // The HTTP side comes up first, so health probes pass while the data is fetched and loaded.
+        var scope = new object();
+        using var exporter = new PrometheusExporter(scope);
+        CoordinatorGrain? grain = null;
+        CoordinatorEndpoint? endpoint = null;
+        await using var http = cluster.HttpPort is { } httpPort
+            ? await MetricsHost.StartAsync(MetricsHost.Bind(cluster.HttpBind), httpPort, exporter, () => grain is not null && (cluster.Mode != ClusterMode.Remote || endpoint is not null), app => DashboardRoutes.Map(app, () => grain)).ConfigureAwait(false)
+            : null;
         var run = await TrainingSetup.PrepareAsync(settings, m => Say(output, settings, m), cancellationToken).ConfigureAwait(false);
         using var loggerFactory = Logs.Create(cluster.LogLevel, settings.LogFormat);
         var logger = loggerFactory.CreateLogger("Cluster.Coordinator");
@@ -37,7 +45,7 @@ public static class ClusterRunner
             CheckpointKeep = settings.CheckpointKeep,
             ResumeDirectory = settings.Resume,
         };
-        var grain = new CoordinatorGrain(run, options, evalBackend, logger);
+        grain = new CoordinatorGrain(run, options, evalBackend, logger);
         var interactive = !settings.Quiet && ConsoleProgress.IsTerminal(output);
         if (!interactive)
         {
@@ -49,16 +57,11 @@ public static class ClusterRunner
 
         var embedded = new List<WorkerGrain>();
         var children = new List<Process>();
-        CoordinatorEndpoint? endpoint = null;
-        var scope = new object();
-        using var exporter = new PrometheusExporter(scope);
         using var metrics = new TrainingMetrics(scope, grain, () => endpoint is null ? (0, 0) : (endpoint.Counters.BytesSent, endpoint.Counters.BytesReceived));
-        MetricsHost? http = null;
         try
         {
-            if (cluster.HttpPort is { } httpPort)
+            if (http is not null)
             {
-                http = await MetricsHost.StartAsync(MetricsHost.Bind(cluster.HttpBind), httpPort, exporter, () => true, app => DashboardRoutes.Map(app, grain)).ConfigureAwait(false);
                 var dashboard = new Uri(http.Address, "dashboard");
                 Say(output, settings, $"Dashboard: {dashboard}  metrics: {new Uri(http.Address, "metrics")}");
                 if (cluster.OpenDashboard)
@@ -160,11 +163,6 @@ public static class ClusterRunner
             if (endpoint is not null)
             {
                 await endpoint.DisposeAsync().ConfigureAwait(false);
-            }
-
-            if (http is not null)
-            {
-                await http.DisposeAsync().ConfigureAwait(false);
             }
 
             foreach (var child in children)
