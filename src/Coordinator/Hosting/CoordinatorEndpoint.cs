@@ -287,7 +287,7 @@ public sealed partial class CoordinatorEndpoint : IAsyncDisposable
         finally
         {
             worker.Break(reason);
-            if (!graceful)
+            if (!graceful && !worker.Stopped)
             {
                 await _grain.LeaveAsync(hello.WorkerId, reason, graceful: false).ConfigureAwait(false);
             }

@@ -83,8 +83,14 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
         return new GradientReply(result.Step, _gradient, result.Count, result.LossSum, result.Correct, result.SquaredErrorSum, result.ComputeSeconds, result.CodecSeconds + encode + decode);
     }
 
-    public Task StopAsync(Stop stop, CancellationToken cancellationToken) =>
-        WriteAsync(new CoordinatorMessage { Stop = stop }, cancellationToken);
+    public Task StopAsync(Stop stop, CancellationToken cancellationToken)
+    {
+        Stopped = true;
+        return WriteAsync(new CoordinatorMessage { Stop = stop }, cancellationToken);
+    }
+
+    /// <summary>True once the coordinator told this worker the run is over (its stream closing then is no failure).</summary>
+    public bool Stopped { get; private set; }
 
     /// <summary>
     /// Routes a message that came up the stream. A message that breaks the protocol throws the status the stream ends
