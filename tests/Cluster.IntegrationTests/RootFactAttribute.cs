@@ -19,6 +19,32 @@ public sealed class RootFactAttribute : FactAttribute
         {
             Skip = "needs iproute2 (ip)";
         }
+        else if (!CanCreateNamespace())
+        {
+            Skip = "this machine does not allow creating network namespaces (ip netns add failed)";
+        }
+    }
+
+    private static bool CanCreateNamespace()
+    {
+        var name = "clprobe" + Environment.ProcessId;
+        try
+        {
+            using var add = Process.Start(new ProcessStartInfo("ip", $"netns add {name}") { RedirectStandardError = true })!;
+            add.WaitForExit();
+            if (add.ExitCode != 0)
+            {
+                return false;
+            }
+
+            using var del = Process.Start(new ProcessStartInfo("ip", $"netns del {name}") { RedirectStandardError = true })!;
+            del.WaitForExit();
+            return true;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return false;
+        }
     }
 
     private static bool IsRoot()
