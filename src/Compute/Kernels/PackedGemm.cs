@@ -38,6 +38,9 @@ internal static unsafe class PackedGemm
     /// <summary>Floats a thread needs for its packed A block.</summary>
     public const int PackASize = (Mc + Mr) * Kc;
 
+    /// <summary>Widest B row (floats) read in place; wider rows are packed, since rows a page apart thrash the TLB and cache sets.</summary>
+    public const int DirectBMaxStride = 512;
+
     /// <summary>Columns from which A blocks are packed rather than read in place.</summary>
     public const int PackThreshold = 256;
 
@@ -68,7 +71,11 @@ internal static unsafe class PackedGemm
             for (var pc = 0; pc < g.K; pc += Kc)
             {
                 var kc = Math.Min(Kc, g.K - pc);
-                PackB(g, pc, kc, jc, nc, packB);
+                // Without a transpose, a full 16-column strip of B is already rows of 16 contiguous floats: read it
+                // in place and pack only a ragged last strip.
+                var directB = !g.TransB && g.Ldb <= DirectBMaxStride;
+                var fullColumns = directB ? nc / Nr * Nr : 0;
+                PackB(g, pc, kc, jc + fullColumns, nc - fullColumns, packB);
                 var beta = pc == 0 ? g.Beta : 1f;
                 for (var ic = rowStart; ic < rowEnd; ic += Mc)
                 {
@@ -85,18 +92,19 @@ internal static unsafe class PackedGemm
                     for (var jr = 0; jr < nc; jr += Nr)
                     {
                         var nr = Math.Min(Nr, nc - jr);
-                        var bPanel = packB + jr * kc;
+                        var bPanel = jr < fullColumns ? g.B + (long)pc * g.Ldb + jc + jr : packB + (jr - fullColumns) * kc;
+                        long bs = jr < fullColumns ? g.Ldb : Nr;
                         for (var ir = 0; ir < mc; ir += Mr)
                         {
                             var c = g.C + (long)(ic + ir) * g.Ldc + jc + jr;
                             if (ir < fullStrips)
                             {
                                 var a = g.A + (ic + ir) * rowStride + pc * colStride;
-                                Tile(kc, a, rowStride, colStride, bPanel, c, g.Ldc, Mr, nr, g.Alpha, beta);
+                                Tile(kc, a, rowStride, colStride, bPanel, bs, c, g.Ldc, Mr, nr, g.Alpha, beta);
                             }
                             else
                             {
-                                Tile(kc, packA + ir * kc, 1, Mr, bPanel, c, g.Ldc, Math.Min(Mr, mc - ir), nr, g.Alpha, beta);
+                                Tile(kc, packA + ir * kc, 1, Mr, bPanel, bs, c, g.Ldc, Math.Min(Mr, mc - ir), nr, g.Alpha, beta);
                             }
                         }
                     }
@@ -121,16 +129,16 @@ internal static unsafe class PackedGemm
         }
     }
 
-    private static void Tile(int kc, float* a, long rs, long ps, float* b, float* c, int ldc, int mr, int nr, float alpha, float beta)
+    private static void Tile(int kc, float* a, long rs, long ps, float* b, long bs, float* c, int ldc, int mr, int nr, float alpha, float beta)
     {
         if (mr == Mr && nr == Nr)
         {
-            Kernel(kc, a, rs, ps, b, c, ldc, alpha, beta);
+            Kernel(kc, a, rs, ps, b, bs, c, ldc, alpha, beta);
             return;
         }
 
         var tmp = stackalloc float[Mr * Nr];
-        Kernel(kc, a, rs, ps, b, tmp, Nr, 1f, 0f);
+        Kernel(kc, a, rs, ps, b, bs, tmp, Nr, 1f, 0f);
         for (var r = 0; r < mr; r++)
         {
             var dst = c + (long)r * ldc;
@@ -142,21 +150,21 @@ internal static unsafe class PackedGemm
         }
     }
 
-    private static void Kernel(int kc, float* a, long rs, long ps, float* b, float* c, int ldc, float alpha, float beta)
+    private static void Kernel(int kc, float* a, long rs, long ps, float* b, long bs, float* c, int ldc, float alpha, float beta)
     {
         if (Vector256.IsHardwareAccelerated)
         {
-            Kernel256(kc, a, rs, ps, b, c, ldc, alpha, beta);
+            Kernel256(kc, a, rs, ps, b, bs, c, ldc, alpha, beta);
         }
         else
         {
-            Kernel128(kc, a, rs, ps, b, c, ldc, alpha, beta, 0);
-            Kernel128(kc, a, rs, ps, b, c, ldc, alpha, beta, 8);
+            Kernel128(kc, a, rs, ps, b, bs, c, ldc, alpha, beta, 0);
+            Kernel128(kc, a, rs, ps, b, bs, c, ldc, alpha, beta, 8);
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel256(int kc, float* a, long rs, long ps, float* b, float* c, int ldc, float alpha, float beta)
+    private static void Kernel256(int kc, float* a, long rs, long ps, float* b, long bs, float* c, int ldc, float alpha, float beta)
     {
         if (Sse.IsSupported)
         {
@@ -194,7 +202,7 @@ internal static unsafe class PackedGemm
             av = Vector256.Create(a5[off]);
             c50 = Vector256.MultiplyAddEstimate(av, b0, c50);
             c51 = Vector256.MultiplyAddEstimate(av, b1, c51);
-            b += Nr;
+            b += bs;
         }
 
         Store256(c, c00, c01, alpha, beta);
@@ -223,7 +231,7 @@ internal static unsafe class PackedGemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel128(int kc, float* a, long rs, long ps, float* b, float* c, int ldc, float alpha, float beta, int column)
+    private static void Kernel128(int kc, float* a, long rs, long ps, float* b, long bs, float* c, int ldc, float alpha, float beta, int column)
     {
         float* a0 = a, a1 = a + rs, a2 = a + 2 * rs, a3 = a + 3 * rs, a4 = a + 4 * rs, a5 = a + 5 * rs;
         Vector128<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
@@ -252,7 +260,7 @@ internal static unsafe class PackedGemm
             av = Vector128.Create(a5[off]);
             c50 = Vector128.MultiplyAddEstimate(av, b0, c50);
             c51 = Vector128.MultiplyAddEstimate(av, b1, c51);
-            b += Nr;
+            b += bs;
         }
 
         c += column;
