@@ -179,19 +179,21 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
     /// <inheritdoc/>
     public Task LeaveAsync(string workerId, string reason, bool graceful)
     {
-        var found = false;
+        List<Member> leaving;
         lock (_sync)
         {
-            foreach (var m in _members.Concat(_pending).Where(m => m.Id == workerId && m.IsLive))
+            leaving = [.. _members.Concat(_pending).Where(m => m.Id == workerId && m.IsLive)];
+            foreach (var m in leaving)
             {
                 m.State = graceful ? MemberState.Left : MemberState.Failed;
                 m.FailureReason = reason;
-                // Whatever it was asked and has not answered is given to the others.
-                CancelCall(m);
-                found = true;
             }
         }
 
+        // Whatever it was asked and has not answered is given to the others (outside the lock: cancellation runs
+        // continuations that take it again).
+        leaving.ForEach(CancelCall);
+        var found = leaving.Count > 0;
         if (!found)
         {
             return Task.CompletedTask;
@@ -533,9 +535,9 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
 
             m.State = MemberState.Failed;
             m.FailureReason = reason;
-            CancelCall(m);
         }
 
+        CancelCall(m);
         Counters.Failure();
         LogMemberFailed(_logger, m.Id, reason);
         Signal();
@@ -545,7 +547,8 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
     {
         try
         {
-            m.StepCall?.Cancel();
+            // Asynchronously: the awaiting step loop must not resume on this thread, inside a caller's lock.
+            _ = m.StepCall?.CancelAsync();
         }
         catch (ObjectDisposedException)
         {
