@@ -1,3 +1,4 @@
+using Cluster.Tests.Shared;
 using Cluster.Compute.Backends;
 using Cluster.Contracts.V1;
 using Cluster.Coordinator.Grains;

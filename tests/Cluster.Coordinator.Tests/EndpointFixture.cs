@@ -1,3 +1,4 @@
+using Cluster.Tests.Shared;
 using System.Net;
 using System.Net.Http.Headers;
 using Cluster.Compute.Backends;

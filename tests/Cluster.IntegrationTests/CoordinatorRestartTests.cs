@@ -1,3 +1,4 @@
+using Cluster.Tests.Shared;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;

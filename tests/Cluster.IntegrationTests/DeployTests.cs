@@ -1,3 +1,4 @@
+using Cluster.Tests.Shared;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Net;

@@ -1,3 +1,4 @@
+using Cluster.Tests.Shared;
 using Cluster.Compute.Training;
 using Cluster.Contracts.Grpc;
 using Cluster.Contracts.V1;

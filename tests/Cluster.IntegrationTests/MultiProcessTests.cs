@@ -1,3 +1,4 @@
+using Cluster.Tests.Shared;
 using Cluster.Coordinator.Grains;
 
 namespace Cluster.IntegrationTests;

@@ -1,3 +1,4 @@
+using Cluster.Tests.Shared;
 using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;

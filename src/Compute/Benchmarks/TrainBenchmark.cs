@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Cluster.Compute.Backends;
 using Cluster.Compute.Data;
 using Cluster.Compute.Training;
@@ -49,13 +48,5 @@ public static class TrainBenchmark
             Allocated.Add(GC.GetTotalAllocatedBytes(precise: true) - _allocated);
             Collections.Add(GC.CollectionCount(0) - _collections);
         }
-    }
-
-    /// <summary>Wall time of an action, for ad-hoc figures.</summary>
-    public static double Time(Action action)
-    {
-        var start = Stopwatch.GetTimestamp();
-        action();
-        return Stopwatch.GetElapsedTime(start).TotalSeconds;
     }
 }

@@ -28,6 +28,19 @@ public sealed class ClusterCounters
     /// <summary>Gradients that arrived for an old weight version and were dropped.</summary>
     public long LateGradients => Interlocked.Read(ref _lateGradients);
 
+    /// <summary>Writes the counters as the "faults" object of reports and the dashboard's status.</summary>
+    public void Write(System.Text.Json.Utf8JsonWriter w)
+    {
+        w.WriteStartObject("faults");
+        w.WriteNumber("joins", Joins);
+        w.WriteNumber("leaves", Leaves);
+        w.WriteNumber("failures", Failures);
+        w.WriteNumber("reassignedSamples", ReassignedSamples);
+        w.WriteNumber("retriedSteps", RetriedSteps);
+        w.WriteNumber("lateGradients", LateGradients);
+        w.WriteEndObject();
+    }
+
     /// <summary>Raised after any counter changes: (name, amount).</summary>
     public event Action<string, long>? Changed;
 

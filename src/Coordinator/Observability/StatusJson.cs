@@ -63,12 +63,7 @@ public static class StatusJson
             }
 
             w.WriteEndArray();
-            w.WriteStartObject("faults");
-            w.WriteNumber("joins", grain.Counters.Joins);
-            w.WriteNumber("leaves", grain.Counters.Leaves);
-            w.WriteNumber("failures", grain.Counters.Failures);
-            w.WriteNumber("reassignedSamples", grain.Counters.ReassignedSamples);
-            w.WriteEndObject();
+            grain.Counters.Write(w);
             w.WriteEndObject();
         }
 

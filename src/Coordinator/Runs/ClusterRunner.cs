@@ -142,14 +142,7 @@ public static class ClusterRunner
                 }
 
                 w.WriteEndArray();
-                w.WriteStartObject("faults");
-                w.WriteNumber("joins", grain.Counters.Joins);
-                w.WriteNumber("leaves", grain.Counters.Leaves);
-                w.WriteNumber("failures", grain.Counters.Failures);
-                w.WriteNumber("reassignedSamples", grain.Counters.ReassignedSamples);
-                w.WriteNumber("retriedSteps", grain.Counters.RetriedSteps);
-                w.WriteNumber("lateGradients", grain.Counters.LateGradients);
-                w.WriteEndObject();
+                grain.Counters.Write(w);
                 if (grain.ResumedFrom is { } from)
                 {
                     w.WriteString("resumedFrom", from);

@@ -5,7 +5,7 @@ using Cluster.Compute.Randomness;
 using Cluster.Compute.Training;
 using Cluster.Coordinator.Runs;
 
-namespace Cluster.Coordinator.Tests;
+namespace Cluster.Tests.Shared;
 
 /// <summary>Small in-memory runs shared by the cluster tests.</summary>
 internal static class TestRuns
@@ -29,10 +29,10 @@ internal static class TestRuns
         return new Dataset("toy", 16, x, y, 4);
     }
 
-    public static PreparedRun Run(int epochs = 2, int batch = 24, float dropout = 0.25f, string optimizer = "momentum", int trainCount = 240, ulong seed = 3)
+    public static PreparedRun Run(int epochs = 2, int batch = 24, float dropout = 0.25f, string optimizer = "momentum", int trainCount = 240, ulong seed = 3, int testCount = 80)
     {
         var train = Data(trainCount, 1);
-        var test = Data(80, 2);
+        var test = Data(testCount, 2);
         var model = new Sequential(16, Sequential.Stack([12, 8], Activation.Relu, 4, Activation.Softmax, dropout), LossKind.CrossEntropy);
         model.Initialize(seed);
         var options = new TrainingOptions { Epochs = epochs, BatchSize = batch, LearningRate = 0.05f, Optimizer = optimizer, Seed = seed, L2 = 1e-4f };

@@ -1,0 +1,177 @@
+using System.Diagnostics;
+using System.Numerics.Tensors;
+using Cluster.Compute;
+using Cluster.Compute.Backends;
+using Cluster.Compute.Models;
+using Cluster.Compute.Training;
+using Cluster.Contracts.Grains;
+using Cluster.Contracts.Grpc;
+using Cluster.Contracts.V1;
+using Cluster.Coordinator.Runs;
+using Microsoft.Extensions.Logging;
+
+namespace Cluster.Coordinator.Grains;
+
+/// <summary>The step: fan out by shard ownership, sum in rank order, recompute the slices of members that failed.</summary>
+public sealed partial class CoordinatorGrain
+{
+    /// <inheritdoc/>
+    async ValueTask<BatchStats> IGradientSource.ComputeAsync(StepWork work, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        if (_remaining.Length < work.Indices.Length)
+        {
+            _remaining = new int[work.Indices.Length];
+        }
+
+        work.Indices.Span.CopyTo(_remaining);
+        var remaining = work.Indices.Length;
+        work.GradientSum.Span.Clear();
+        var stats = default(BatchStats);
+        double compute = 0, codec = 0, sumSeconds = 0;
+        var parts = 0;
+        while (remaining > 0)
+        {
+            await ApplyMembershipAsync(cancellationToken).ConfigureAwait(false);
+            Member[] members;
+            lock (_sync)
+            {
+                members = [.. _members];
+            }
+
+            foreach (var m in members)
+            {
+                m.IndexCount = 0;
+            }
+
+            for (var i = 0; i < remaining; i++)
+            {
+                var m = members[_owner[_remaining[i]]];
+                m.Indices[m.IndexCount++] = _remaining[i];
+            }
+
+            var calls = new Task<GradientReply>?[members.Length];
+            for (var r = 0; r < members.Length; r++)
+            {
+                var m = members[r];
+                if (m.IndexCount == 0)
+                {
+                    continue;
+                }
+
+                var call = new CancellationTokenSource(_options.StepTimeout, _time);
+                var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, call.Token);
+                lock (_sync)
+                {
+                    m.StepCall = linked;
+                    if (!m.IsLive)
+                    {
+                        linked.Cancel();
+                    }
+                }
+
+                var command = new StepCommand(work.Step, work.Epoch, m.Generation, work.Parameters, m.Indices.AsMemory(0, m.IndexCount));
+                calls[r] = RunCallAsync(m.Worker.ComputeAsync(command, linked.Token), call, linked);
+            }
+
+            // Members answer in any order; their sums are added in rank order so a topology always gives the same bits.
+            var failedIndices = 0;
+            for (var r = 0; r < members.Length; r++)
+            {
+                if (calls[r] is not { } call)
+                {
+                    continue;
+                }
+
+                var m = members[r];
+                GradientReply? reply = null;
+                string? problem;
+                try
+                {
+                    reply = await call.ConfigureAwait(false);
+                    problem = Validate(reply, work, m);
+                }
+                catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+                {
+                    problem = ex is OperationCanceledException
+                        ? m.FailureReason ?? $"no answer within the step timeout of {_options.StepTimeout.TotalSeconds:0} s"
+                        : ex.Message;
+                }
+
+                if (problem is not null || reply is null)
+                {
+                    Fail(m, problem ?? "no reply");
+                    // Its slice goes back into the pool and is recomputed by the survivors in the next round.
+                    m.Indices.AsSpan(0, m.IndexCount).CopyTo(_failed.AsSpan(failedIndices));
+                    failedIndices += m.IndexCount;
+                    continue;
+                }
+
+                var summing = Stopwatch.GetTimestamp();
+                TensorPrimitives.Add(work.GradientSum.Span, reply.GradientSum.Span, work.GradientSum.Span);
+                _accounting.Mark(m.Indices.AsSpan(0, m.IndexCount));
+                sumSeconds += Stopwatch.GetElapsedTime(summing).TotalSeconds;
+                stats += new BatchStats(reply.LossSum, reply.Correct, reply.SquaredErrorSum, reply.Count);
+                m.Samples += reply.Count;
+                m.ComputeSeconds += reply.ComputeSeconds;
+                m.LastSamplesPerSecond = reply.ComputeSeconds > 0 ? reply.Count / reply.ComputeSeconds : 0;
+                compute += reply.ComputeSeconds;
+                codec += reply.CodecSeconds;
+                parts++;
+            }
+
+            cancellationToken.ThrowIfCancellationRequested();
+            if (failedIndices > 0)
+            {
+                Counters.Reassigned(failedIndices);
+                Counters.RetriedStep();
+                LogReassigned(_logger, failedIndices, work.Step);
+            }
+
+            _failed.AsSpan(0, failedIndices).CopyTo(_remaining);
+            remaining = failedIndices;
+        }
+
+        _pendingTiming = (Stopwatch.GetElapsedTime(started).TotalSeconds, parts == 0 ? 0 : compute / parts, parts == 0 ? 0 : codec / parts, sumSeconds);
+        return stats;
+    }
+
+    private static async Task<GradientReply> RunCallAsync(Task<GradientReply> call, CancellationTokenSource timeout, CancellationTokenSource linked)
+    {
+        try
+        {
+            return await call.ConfigureAwait(false);
+        }
+        finally
+        {
+            linked.Dispose();
+            timeout.Dispose();
+        }
+    }
+
+    private string? Validate(GradientReply reply, StepWork work, Member m)
+    {
+        if (reply.Step != work.Step)
+        {
+            return $"answered step {reply.Step} for step {work.Step}";
+        }
+
+        if (reply.Count != m.IndexCount)
+        {
+            return $"reported {reply.Count} samples for {m.IndexCount} given";
+        }
+
+        if (reply.GradientSum.Length != work.GradientSum.Length)
+        {
+            return $"sent {reply.GradientSum.Length} gradient values for {work.GradientSum.Length} parameters";
+        }
+
+        var sum = TensorPrimitives.Sum(reply.GradientSum.Span);
+        if (!float.IsFinite(sum) || !double.IsFinite(reply.LossSum))
+        {
+            return "sent a gradient or loss that is NaN or infinite";
+        }
+
+        return null;
+    }
+}
