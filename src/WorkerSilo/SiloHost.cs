@@ -78,8 +78,9 @@ public sealed partial class SiloHost
                 LogRejected(_logger, ex.Status.ToString(), ex.Message);
                 return 3;
             }
-            catch (Exception ex) when (ex is GrpcStatusException or IOException or HttpRequestException && !cancellationToken.IsCancellationRequested)
+            catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
+                // Anything else that ends a connection is retried: the coordinator may be restarting.
                 LogDisconnected(_logger, ex.Message, backoff.TotalSeconds);
             }
 

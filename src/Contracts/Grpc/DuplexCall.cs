@@ -38,8 +38,15 @@ public sealed class DuplexCall<TResponse> : IAsyncDisposable
             await GrpcFraming.WriteAsync(_requestStream, message, cancellationToken).ConfigureAwait(false);
             BytesSent += GrpcFraming.HeaderSize + message.CalculateSize();
         }
-        catch (Exception ex) when (ex is IOException or ObjectDisposedException or HttpRequestException)
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or HttpRequestException or InvalidOperationException)
         {
+            // A server that refused the call (bad token) may have answered already: report its status, not the write.
+            if (_response.IsCompletedSuccessfully)
+            {
+                GrpcClient.CheckResponse(_response.Result);
+                GrpcClient.ThrowIfError(_response.Result);
+            }
+
             throw new GrpcStatusException(GrpcStatusCode.Unavailable, $"The stream to the server broke: {ex.Message}", ex);
         }
         finally
