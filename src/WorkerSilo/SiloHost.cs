@@ -20,6 +20,7 @@ public sealed partial class SiloHost
     private readonly ILogger _logger;
     private readonly WorkerGrain _grain;
     private readonly WorkerMetrics? _metrics;
+    private byte[] _gradientBytes = [];
 
     /// <summary>Creates the host.</summary>
     public SiloHost(WorkerOptions options, WorkerGrain grain, ILogger logger, WorkerMetrics? metrics = null)
@@ -164,8 +165,7 @@ public sealed partial class SiloHost
                         await _grain.AdmitAsync(message.Admission, CancellationToken.None).ConfigureAwait(false);
                         if (message.Admission.Admitted)
                         {
-                            var count = ModelParameterCount();
-                            weights = new float[count];
+                            weights = _grain.WeightsBuffer;
                             indices = new int[message.Admission.MaxBatch];
                             Ready = true;
                             LogAdmitted(_logger, _grain.WorkerId, message.Admission.Rank, message.Admission.RunId);
@@ -228,7 +228,7 @@ public sealed partial class SiloHost
             Gradient = new GradientResult
             {
                 Step = reply.Step,
-                GradientSum = TensorCodec.FromFloats(reply.GradientSum.Span),
+                GradientSum = EncodeGradient(reply.GradientSum.Span),
                 Count = reply.Count,
                 LossSum = reply.LossSum,
                 Correct = reply.Correct,
@@ -243,7 +243,18 @@ public sealed partial class SiloHost
         return message;
     }
 
-    private int ModelParameterCount() => _grain.Weights.Length;
+    /// <summary>The gradient's bytes in a buffer reused every step (the message is written out before the next one).</summary>
+    private ByteString EncodeGradient(ReadOnlySpan<float> gradient)
+    {
+        var length = gradient.Length * sizeof(float);
+        if (_gradientBytes.Length != length)
+        {
+            _gradientBytes = new byte[length];
+        }
+
+        TensorCodec.CopyFloats(gradient, _gradientBytes);
+        return TensorCodec.Wrap(_gradientBytes, length);
+    }
 
     private async Task HeartbeatLoopAsync(DuplexCall<CoordinatorMessage> call, CancellationToken cancellationToken)
     {

@@ -65,6 +65,9 @@ public sealed class WorkerGrain : IWorkerGrain, IDisposable
     /// <summary>The weights of the last step computed (the worker's model copy).</summary>
     public ReadOnlySpan<float> Weights => _weights;
 
+    /// <summary>The model copy's buffer, which a silo host may decode a step's weights into directly.</summary>
+    internal float[] WeightsBuffer => _weights;
+
     /// <summary>Weights version (step) of <see cref="Weights"/>; -1 before any step.</summary>
     public long WeightsVersion { get; private set; } = -1;
 
@@ -185,7 +188,10 @@ public sealed class WorkerGrain : IWorkerGrain, IDisposable
         }
 
         // Keep the model copy at the step's version; in-process the weights are the coordinator's own buffer.
-        command.Weights.Span.CopyTo(_weights);
+        if (!command.Weights.Span.Overlaps(_weights))
+        {
+            command.Weights.Span.CopyTo(_weights);
+        }
         WeightsVersion = command.Step;
         _batch!.Gather(shard.Data, _local.AsSpan(0, indices.Length), indices);
         var stats = engine.ComputeGradient(_batch, _weights, _gradient, new DropoutKey(_seed, command.Epoch));
