@@ -101,6 +101,11 @@ public sealed partial class CoordinatorGrain
 
                 // Ranks follow worker ids, so the same set of workers always sums in the same order.
                 _members.Sort((a, b) => string.CompareOrdinal(a.Id, b.Id));
+                for (var r = 0; r < _members.Count; r++)
+                {
+                    _members[r].Rank = r;
+                }
+
                 foreach (var m in _pending.Where(m => m.State == MemberState.Pending))
                 {
                     m.State = MemberState.Waiting;
