@@ -24,7 +24,4 @@ public static class BackendFactory
                 throw new ArgumentException($"Unknown backend '{name}'; use one of: {string.Join(", ", Names)}.", nameof(name));
         }
     }
-
-    /// <summary>Default thread count: every processor.</summary>
-    public static int DefaultThreads => Environment.ProcessorCount;
 }

@@ -144,7 +144,6 @@ public sealed partial class CoordinatorGrain
 
             if (changed || admitted.Count > 0)
             {
-                MembershipChanged?.Invoke();
                 if (!await ReplanAsync(cancellationToken).ConfigureAwait(false))
                 {
                     continue;

@@ -113,7 +113,6 @@ public sealed partial class CoordinatorGrain
                 sumSeconds += Stopwatch.GetElapsedTime(summing).TotalSeconds;
                 stats += new BatchStats(reply.LossSum, reply.Correct, reply.SquaredErrorSum, reply.Count);
                 m.Samples += reply.Count;
-                m.ComputeSeconds += reply.ComputeSeconds;
                 m.LastSamplesPerSecond = reply.ComputeSeconds > 0 ? reply.Count / reply.ComputeSeconds : 0;
                 compute += reply.ComputeSeconds;
                 codec += reply.CodecSeconds;

@@ -125,8 +125,6 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
     /// <summary>The checkpoint the run resumed from, if any.</summary>
     public string? ResumedFrom { get; private set; }
 
-    /// <summary>Checkpoints written by this process.</summary>
-    public int CheckpointsWritten { get; private set; }
 
     /// <summary>Most members active at once.</summary>
     public int PeakWorkers { get; private set; }
@@ -143,8 +141,6 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
         }
     }
 
-    /// <summary>Raised when membership changes (after a join, leave or failure).</summary>
-    public event Action? MembershipChanged;
 
     /// <inheritdoc/>
     public Task JoinAsync(Hello hello, IWorkerGrain worker, CancellationToken cancellationToken)
@@ -339,7 +335,6 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
         }
 
         var path = _checkpoints.Save(Trainer.Capture());
-        CheckpointsWritten++;
         LogCheckpoint(_logger, path);
     }
 

@@ -47,8 +47,6 @@ internal sealed class Member(string id, IWorkerGrain worker, Hello hello, long j
 
     public long Samples { get; set; }
 
-    public double ComputeSeconds { get; set; }
-
     public double LastSamplesPerSecond { get; set; }
 
     public string? FailureReason { get; set; }

@@ -36,8 +36,6 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
 
     public string WorkerId { get; }
 
-    /// <summary>Gradients that arrived for a step other than the one awaited (dropped, never applied).</summary>
-    public long StaleGradients { get; private set; }
 
     public Task AdmitAsync(Admission admission, CancellationToken cancellationToken) =>
         WriteAsync(new CoordinatorMessage { Admission = admission }, cancellationToken);
@@ -115,7 +113,6 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
                 if (gradient.Step < expected)
                 {
                     // A late answer for an older weight version: dropped, never applied.
-                    StaleGradients++;
                     _counters.Late();
                     return $"stale gradient for step {gradient.Step} dropped (step {expected} is current)";
                 }
