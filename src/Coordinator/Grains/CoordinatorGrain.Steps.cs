@@ -1,14 +1,8 @@
 using System.Diagnostics;
 using System.Numerics.Tensors;
 using Cluster.Compute;
-using Cluster.Compute.Backends;
-using Cluster.Compute.Models;
 using Cluster.Compute.Training;
 using Cluster.Contracts.Grains;
-using Cluster.Contracts.Grpc;
-using Cluster.Contracts.V1;
-using Cluster.Coordinator.Runs;
-using Microsoft.Extensions.Logging;
 
 namespace Cluster.Coordinator.Grains;
 

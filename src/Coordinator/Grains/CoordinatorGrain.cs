@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using System.Numerics.Tensors;
-using Cluster.Compute;
 using Cluster.Compute.Backends;
 using Cluster.Compute.Models;
 using Cluster.Compute.Training;
