@@ -43,6 +43,15 @@ public sealed class EmbeddedClusterTests
     }
 
     [Fact]
+    public async Task Cluster_OneWorker_BitIdenticalToSingleProcess()
+    {
+        var expected = await TestRuns.SingleProcessAsync(TestRuns.Run());
+        var (actual, _, list) = await TrainEmbeddedAsync(TestRuns.Run(), 1);
+        Assert.Equal(expected, actual);
+        list.ForEach(w => w.Dispose());
+    }
+
+    [Fact]
     public async Task Cluster_SameTopologyTwice_BitIdentical()
     {
         var (first, _, a) = await TrainEmbeddedAsync(TestRuns.Run(), 3);
