@@ -102,6 +102,42 @@ public sealed class FaultToleranceTests
         TestRuns.AssertClose(expected, run.Model.Parameters, 1e-4);
     }
 
+    /// <summary>A one-epoch run with a real worker and a hand-driven fake that has just received its first step plan.</summary>
+    private sealed class HostileScene : IAsyncDisposable
+    {
+        public required Cluster.Coordinator.Runs.PreparedRun Run { get; init; }
+
+        public required float[] Expected { get; init; }
+
+        public required ClusterFixture Cluster { get; init; }
+
+        public required FakeWorker Fake { get; init; }
+
+        public required Task Training { get; init; }
+
+        public required StepPlan Plan { get; init; }
+
+        public static async Task<HostileScene> StartAsync()
+        {
+            var run = TestRuns.Run(epochs: 1);
+            var expected = await TestRuns.SingleProcessAsync(TestRuns.Run(epochs: 1));
+            var cluster = await ClusterFixture.StartAsync(run, new ClusterOptions { MinWorkers = 1 });
+            var fake = new FakeWorker(cluster.Endpoint.GrpcAddress, "integration-token");
+            await fake.JoinAsync("zz-fake");
+            cluster.StartWorker("real");
+            await WaitMembersAsync(cluster.Grain, 2);
+            var training = cluster.Grain.RunAsync(new CancellationTokenSource(TimeSpan.FromMinutes(2)).Token);
+            var plan = (await fake.ReadUntilAsync(CoordinatorMessage.BodyOneofCase.Step)).Step;
+            return new HostileScene { Run = run, Expected = expected, Cluster = cluster, Fake = fake, Training = training, Plan = plan };
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await Fake.DisposeAsync();
+            await Cluster.DisposeAsync();
+        }
+    }
+
     public static TheoryData<string, GrpcStatusCode> HostileReplies() => new()
     {
         { "wrong-length", GrpcStatusCode.InvalidArgument },
@@ -117,15 +153,8 @@ public sealed class FaultToleranceTests
     [MemberData(nameof(HostileReplies))]
     public async Task HostileWorker_GetsItsStatus_AndTheModelIsUntouched(string attack, GrpcStatusCode expectedStatus)
     {
-        var run = TestRuns.Run(epochs: 1);
-        var expected = await TestRuns.SingleProcessAsync(TestRuns.Run(epochs: 1));
-        await using var cluster = await ClusterFixture.StartAsync(run, new ClusterOptions { MinWorkers = 1 });
-        await using var fake = new FakeWorker(cluster.Endpoint.GrpcAddress, "integration-token");
-        await fake.JoinAsync("zz-fake");
-        cluster.StartWorker("real");
-        await WaitMembersAsync(cluster.Grain, 2);
-        var training = cluster.Grain.RunAsync(new CancellationTokenSource(TimeSpan.FromMinutes(2)).Token);
-        var plan = (await fake.ReadUntilAsync(CoordinatorMessage.BodyOneofCase.Step)).Step;
+        await using var scene = await HostileScene.StartAsync();
+        var (run, expected, cluster, fake, training, plan) = (scene.Run, scene.Expected, scene.Cluster, scene.Fake, scene.Training, scene.Plan);
         var count = plan.Indices.Length / 4;
         var good = new GradientResult { Step = plan.Step, Count = count, GradientSum = TensorCodec.FromFloats(new float[fake.ParameterCount]) };
         var message = attack is "foreign-shard" or "second-hello" ? null : good.Clone();
@@ -173,15 +202,8 @@ public sealed class FaultToleranceTests
     [Fact]
     public async Task StaleGradient_IsDroppedAndCounted_NotApplied()
     {
-        var run = TestRuns.Run(epochs: 1);
-        var expected = await TestRuns.SingleProcessAsync(TestRuns.Run(epochs: 1));
-        await using var cluster = await ClusterFixture.StartAsync(run, new ClusterOptions { MinWorkers = 1 });
-        await using var fake = new FakeWorker(cluster.Endpoint.GrpcAddress, "integration-token");
-        await fake.JoinAsync("zz-fake");
-        cluster.StartWorker("real");
-        await WaitMembersAsync(cluster.Grain, 2);
-        var training = cluster.Grain.RunAsync(new CancellationTokenSource(TimeSpan.FromMinutes(2)).Token);
-        var plan = (await fake.ReadUntilAsync(CoordinatorMessage.BodyOneofCase.Step)).Step;
+        await using var scene = await HostileScene.StartAsync();
+        var (run, expected, cluster, fake, training, plan) = (scene.Run, scene.Expected, scene.Cluster, scene.Fake, scene.Training, scene.Plan);
         // An answer for a weight version before this one: dropped; then the fake goes away and its slice is recomputed.
         await fake.SendAsync(new WorkerMessage { Gradient = new GradientResult { Step = plan.Step - 1, Count = 1, GradientSum = TensorCodec.FromFloats(new float[fake.ParameterCount]) } });
         await TestRuns.WaitForAsync(() => cluster.Grain.Counters.LateGradients == 1, "the late gradient to be counted", () => cluster.Grain.Counters.LateGradients.ToString(System.Globalization.CultureInfo.InvariantCulture));
