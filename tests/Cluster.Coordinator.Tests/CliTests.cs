@@ -222,4 +222,17 @@ public sealed class CliTests : IDisposable
         Assert.True(gemm[0].GetProperty("gflops").GetDouble() > 0);
         Assert.True(json.RootElement.GetProperty("peak")[0].GetProperty("gflops").GetDouble() > 0);
     }
+
+    [Theory]
+    [InlineData("--epochs", "1")]
+    [InlineData("--batch-sizes", "256,x")]
+    [InlineData("--workers", "0")]
+    public async Task BenchCluster_BadArguments_AreRefusedBeforeTraining(string option, string value)
+    {
+        var (code, output, error) = await RunAsync("bench", "cluster", option, value, "--data-dir", Path.Combine(_dir, "no-such-data"));
+        Assert.NotEqual(0, code);
+        Assert.Contains(option, error);
+        Assert.False(Directory.Exists(Path.Combine(_dir, "no-such-data")), "nothing was fetched");
+        Assert.DoesNotContain("samples/s", output);
+    }
 }

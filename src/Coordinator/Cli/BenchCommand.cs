@@ -8,7 +8,7 @@ using Cluster.Compute.Data;
 
 namespace Cluster.Coordinator.Cli;
 
-/// <summary><c>cluster bench gemm|train</c>: throughput of the compute backends on this machine.</summary>
+/// <summary><c>cluster bench gemm|train|cluster</c>: throughput of the compute backends and of the cluster on this machine.</summary>
 public static class BenchCommand
 {
     private static readonly int[] DefaultNetwork = [784, 128, 64, 10];
@@ -16,13 +16,14 @@ public static class BenchCommand
     /// <summary>Creates the command group.</summary>
     public static Command Create()
     {
-        var bench = new Command("bench", "Measure the compute backends: GEMM GFLOP/s against the CPU's FMA peak, and MNIST training epochs.");
+        var bench = new Command("bench", "Measure the compute backends (GEMM GFLOP/s against the CPU's FMA peak, MNIST training epochs) and the cluster's data-parallel throughput.");
         bench.Subcommands.Add(Gemm());
         bench.Subcommands.Add(Train());
+        bench.Subcommands.Add(ClusterThroughput.Create());
         return bench;
     }
 
-    private static Option<bool> Json() => new("--json") { Description = "Print one JSON object instead of a table." };
+    internal static Option<bool> Json() => new("--json") { Description = "Print one JSON object instead of a table." };
 
     private static Option<string> Backends() => new("--backend") { Description = "auto, managed, openblas, or all (every one available).", DefaultValueFactory = _ => "all" };
 
@@ -208,7 +209,7 @@ public static class BenchCommand
         w.WriteEndArray();
     }
 
-    private static void WriteJson(TextWriter output, Action<Utf8JsonWriter> body)
+    internal static void WriteJson(TextWriter output, Action<Utf8JsonWriter> body)
     {
         using var stream = new MemoryStream();
         using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
