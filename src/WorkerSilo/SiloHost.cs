@@ -127,6 +127,7 @@ public sealed partial class SiloHost
         var heartbeats = HeartbeatLoopAsync(call, connection.Token);
         var weights = Array.Empty<float>();
         var indices = Array.Empty<int>();
+        var rest = Array.Empty<byte>();
         var goodbyeSent = false;
         using var stopRegistration = stopToken.Register(() => connection.CancelAfter(TimeSpan.FromSeconds(30)));
         using var reading = CancellationTokenSource.CreateLinkedTokenSource(stopToken, connection.Token);
@@ -143,22 +144,37 @@ public sealed partial class SiloHost
                     LogLeaving(_logger, _grain.WorkerId);
                 }
 
-                CoordinatorMessage? message;
+                ReadOnlyMemory<byte>? frame;
                 try
                 {
-                    message = await call.ReadAsync(goodbyeSent ? connection.Token : reading.Token).ConfigureAwait(false);
+                    frame = await call.ReadFrameAsync(goodbyeSent ? connection.Token : reading.Token).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (stopToken.IsCancellationRequested && !goodbyeSent)
                 {
                     continue;
                 }
 
-                if (message is null)
+                if (frame is not { } bytes)
                 {
                     return goodbyeSent ? 0 : null;
                 }
 
-                BytesReceived += message.CalculateSize() + GrpcFraming.HeaderSize;
+                BytesReceived += bytes.Length + GrpcFraming.HeaderSize;
+                if (WireSplitter.TrySplit(bytes.Span, CoordinatorMessage.StepFieldNumber, StepPlan.WeightsFieldNumber, ref rest, out var restLength, out var tensor))
+                {
+                    // A step plan: the weights are decoded from the frame straight into the model's buffer.
+                    if (!goodbyeSent)
+                    {
+                        var plan = GrpcFraming.Parse(StepPlan.Parser, rest.AsSpan(0, restLength));
+                        var result = Compute(plan, bytes.Span[tensor], weights, indices);
+                        await call.WriteAsync(result, CancellationToken.None).ConfigureAwait(false);
+                        BytesSent += result.CalculateSize() + GrpcFraming.HeaderSize;
+                    }
+
+                    continue;
+                }
+
+                var message = GrpcFraming.Parse(CoordinatorMessage.Parser, bytes.Span);
                 switch (message.BodyCase)
                 {
                     case CoordinatorMessage.BodyOneofCase.Admission:
@@ -190,7 +206,7 @@ public sealed partial class SiloHost
                             break;
                         }
 
-                        var reply = Compute(message.Step, weights, indices);
+                        var reply = Compute(message.Step, message.Step.Weights.Span, weights, indices);
                         await call.WriteAsync(reply, CancellationToken.None).ConfigureAwait(false);
                         BytesSent += reply.CalculateSize() + GrpcFraming.HeaderSize;
                         break;
@@ -215,10 +231,10 @@ public sealed partial class SiloHost
         }
     }
 
-    private WorkerMessage Compute(StepPlan plan, float[] weights, int[] indices)
+    private WorkerMessage Compute(StepPlan plan, ReadOnlySpan<byte> weightBytes, float[] weights, int[] indices)
     {
         var started = Stopwatch.GetTimestamp();
-        TensorCodec.ToFloats(plan.Weights, weights, "StepPlan.weights");
+        TensorCodec.ToFloats(weightBytes, weights, "StepPlan.weights");
         var n = TensorCodec.ToInts(plan.Indices, indices, "StepPlan.indices");
         var decode = Stopwatch.GetElapsedTime(started).TotalSeconds;
         var reply = _grain.Compute(new StepCommand(plan.Step, plan.Epoch, plan.ShardGeneration, weights, indices.AsMemory(0, n)));

@@ -13,6 +13,7 @@ public sealed class DuplexCall<TResponse> : IAsyncDisposable
     private readonly MessageParser<TResponse> _parser;
     private readonly int _maxMessageBytes;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly FrameReader _frames;
     private Stream? _responseStream;
     private HttpResponseMessage? _responseMessage;
 
@@ -24,6 +25,7 @@ public sealed class DuplexCall<TResponse> : IAsyncDisposable
         _request = request;
         _parser = parser;
         _maxMessageBytes = maxMessageBytes;
+        _frames = new FrameReader(maxMessageBytes);
     }
 
     /// <summary>Bytes written so far (frames included).</summary>
@@ -77,6 +79,35 @@ public sealed class DuplexCall<TResponse> : IAsyncDisposable
             }
 
             return message;
+        }
+        catch (Exception ex) when (ex is IOException or HttpRequestException)
+        {
+            throw new GrpcStatusException(GrpcStatusCode.Unavailable, $"The stream from the server broke: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>
+    /// Reads the next message's protobuf bytes without parsing them (valid until the next read); null when the server
+    /// ended the stream with OK. A non-OK end throws its status.
+    /// </summary>
+    public async ValueTask<ReadOnlyMemory<byte>?> ReadFrameAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (_responseStream is null)
+            {
+                _responseMessage = await _response.WaitAsync(cancellationToken).ConfigureAwait(false);
+                GrpcClient.CheckResponse(_responseMessage);
+                _responseStream = await _responseMessage.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            var frame = await _frames.ReadAsync(_responseStream, cancellationToken).ConfigureAwait(false);
+            if (frame is null)
+            {
+                GrpcClient.ThrowIfError(_responseMessage!);
+            }
+
+            return frame;
         }
         catch (Exception ex) when (ex is IOException or HttpRequestException)
         {

@@ -28,14 +28,17 @@ public static class TensorCodec
     public static ByteString FromInts(ReadOnlySpan<int> values) => ByteString.CopyFrom(MemoryMarshal.AsBytes(values));
 
     /// <summary>Decodes float32 bytes into <paramref name="destination"/>; throws INVALID_ARGUMENT when the length is wrong.</summary>
-    public static void ToFloats(ByteString bytes, Span<float> destination, string what)
+    public static void ToFloats(ByteString bytes, Span<float> destination, string what) => ToFloats(bytes.Span, destination, what);
+
+    /// <summary>Decodes float32 bytes into <paramref name="destination"/>; throws INVALID_ARGUMENT when the length is wrong.</summary>
+    public static void ToFloats(ReadOnlySpan<byte> bytes, Span<float> destination, string what)
     {
         if (bytes.Length != destination.Length * sizeof(float))
         {
             throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"{what} holds {bytes.Length} bytes; expected {destination.Length} float32 values ({destination.Length * sizeof(float)} bytes).");
         }
 
-        bytes.Span.CopyTo(MemoryMarshal.AsBytes(destination));
+        bytes.CopyTo(MemoryMarshal.AsBytes(destination));
     }
 
     /// <summary>Decodes int32 bytes; throws INVALID_ARGUMENT when the length is not a multiple of 4 or exceeds <paramref name="max"/>.</summary>

@@ -246,17 +246,32 @@ public sealed partial class CoordinatorEndpoint : IAsyncDisposable
         await _grain.JoinAsync(hello, worker, cancellationToken).ConfigureAwait(false);
         var reason = "the worker closed its stream";
         var graceful = false;
+        var frames = new FrameReader(_options.MaxMessageBytes);
+        var rest = Array.Empty<byte>();
         try
         {
             while (true)
             {
-                var message = await ReadAsync(context, WorkerMessage.Parser, cancellationToken).ConfigureAwait(false);
-                if (message is null)
+                if (await frames.ReadAsync(context.Request.Body, cancellationToken).ConfigureAwait(false) is not { } frame)
                 {
                     break;
                 }
 
+                Interlocked.Add(ref Counters.BytesReceived, frame.Length + GrpcFraming.HeaderSize);
                 await _grain.HeartbeatAsync(hello.WorkerId).ConfigureAwait(false);
+                if (WireSplitter.TrySplit(frame.Span, WorkerMessage.GradientFieldNumber, GradientResult.GradientSumFieldNumber, ref rest, out var restLength, out var tensor))
+                {
+                    // A gradient: its tensor is decoded from the frame straight into the worker's buffer.
+                    var header = GrpcFraming.Parse(GradientResult.Parser, rest.AsSpan(0, restLength));
+                    if (worker.DeliverGradient(header, frame.Span[tensor]) is { } late)
+                    {
+                        LogCall(_logger, context.Request.Path, late);
+                    }
+
+                    continue;
+                }
+
+                var message = GrpcFraming.Parse(WorkerMessage.Parser, frame.Span);
                 switch (message.BodyCase)
                 {
                     case WorkerMessage.BodyOneofCase.Heartbeat:

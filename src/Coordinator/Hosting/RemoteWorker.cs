@@ -24,6 +24,7 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
     private long _expectedGeneration = -1;
     private int _expectedCount;
     private volatile string? _brokenReason;
+    private double _decodeSeconds;
 
     public RemoteWorker(string workerId, Stream output, WeightsCache weights, TransportCounters counters, int parameterCount)
     {
@@ -75,9 +76,7 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
         var encode = Stopwatch.GetElapsedTime(started).TotalSeconds;
         await WriteAsync(new CoordinatorMessage { Step = plan }, cancellationToken).ConfigureAwait(false);
         var result = await pending.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-        started = Stopwatch.GetTimestamp();
-        TensorCodec.ToFloats(result.GradientSum, _gradient, "GradientResult.gradient_sum");
-        var decode = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        var decode = _decodeSeconds;
         return new GradientReply(result.Step, _gradient, result.Count, result.LossSum, result.Correct, result.SquaredErrorSum, result.ComputeSeconds, result.CodecSeconds + encode + decode);
     }
 
@@ -108,42 +107,54 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
                 Interlocked.Exchange(ref _shardReady, null)?.TrySetResult(message.ShardReady);
                 return null;
             case WorkerMessage.BodyOneofCase.Gradient:
-                var gradient = message.Gradient;
-                var expected = Volatile.Read(ref _expectedStep);
-                if (gradient.Step < expected)
-                {
-                    // A late answer for an older weight version: dropped, never applied.
-                    _counters.Late();
-                    return $"stale gradient for step {gradient.Step} dropped (step {expected} is current)";
-                }
-
-                var pending = Volatile.Read(ref _gradientResult);
-                if (pending is null || gradient.Step != expected)
-                {
-                    throw new GrpcStatusException(GrpcStatusCode.FailedPrecondition, $"Gradient for step {gradient.Step} was not asked for (replayed or from the future).");
-                }
-
-                if (gradient.GradientSum.Length != _gradient.Length * sizeof(float))
-                {
-                    throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"Gradient of {gradient.GradientSum.Length} bytes; the model has {_gradient.Length} parameters ({_gradient.Length * sizeof(float)} bytes).");
-                }
-
-                if (gradient.Count != Volatile.Read(ref _expectedCount))
-                {
-                    throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"Gradient covers {gradient.Count} samples; {Volatile.Read(ref _expectedCount)} were given.");
-                }
-
-                var values = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(gradient.GradientSum.Span);
-                if (!float.IsFinite(System.Numerics.Tensors.TensorPrimitives.Sum(values)) || !double.IsFinite(gradient.LossSum) || !double.IsFinite(gradient.SquaredErrorSum) || gradient.Correct < 0 || gradient.Correct > gradient.Count)
-                {
-                    throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, "Gradient or loss contains NaN or infinity, or the accuracy count is impossible; rejected.");
-                }
-
-                Interlocked.Exchange(ref _gradientResult, null)?.TrySetResult(gradient);
-                return null;
+                return DeliverGradient(message.Gradient, message.Gradient.GradientSum.Span);
             default:
                 throw new GrpcStatusException(GrpcStatusCode.FailedPrecondition, $"Unexpected {message.BodyCase} message on the Join stream.");
         }
+    }
+
+    /// <summary>
+    /// Accepts a gradient whose tensor bytes are <paramref name="sum"/> (the message's own field, or the bytes split from
+    /// its frame): checked, then decoded into this worker's gradient buffer and handed to the step waiting for it.
+    /// </summary>
+    public string? DeliverGradient(GradientResult gradient, ReadOnlySpan<byte> sum)
+    {
+        var expected = Volatile.Read(ref _expectedStep);
+        if (gradient.Step < expected)
+        {
+            // A late answer for an older weight version: dropped, never applied.
+            _counters.Late();
+            return $"stale gradient for step {gradient.Step} dropped (step {expected} is current)";
+        }
+
+        var pending = Volatile.Read(ref _gradientResult);
+        if (pending is null || gradient.Step != expected)
+        {
+            throw new GrpcStatusException(GrpcStatusCode.FailedPrecondition, $"Gradient for step {gradient.Step} was not asked for (replayed or from the future).");
+        }
+
+        if (sum.Length != _gradient.Length * sizeof(float))
+        {
+            throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"Gradient of {sum.Length} bytes; the model has {_gradient.Length} parameters ({_gradient.Length * sizeof(float)} bytes).");
+        }
+
+        if (gradient.Count != Volatile.Read(ref _expectedCount))
+        {
+            throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"Gradient covers {gradient.Count} samples; {Volatile.Read(ref _expectedCount)} were given.");
+        }
+
+        var started = Stopwatch.GetTimestamp();
+        var values = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(sum);
+        if (!float.IsFinite(System.Numerics.Tensors.TensorPrimitives.Sum(values)) || !double.IsFinite(gradient.LossSum) || !double.IsFinite(gradient.SquaredErrorSum) || gradient.Correct < 0 || gradient.Correct > gradient.Count)
+        {
+            throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, "Gradient or loss contains NaN or infinity, or the accuracy count is impossible; rejected.");
+        }
+
+        // Only the step that asked for this gradient reads the buffer, and only after the result below is set.
+        values.CopyTo(_gradient);
+        _decodeSeconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        Interlocked.Exchange(ref _gradientResult, null)?.TrySetResult(gradient);
+        return null;
     }
 
     /// <summary>Fails whatever is awaited: the stream is gone.</summary>

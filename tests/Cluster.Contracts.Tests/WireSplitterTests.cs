@@ -1,0 +1,137 @@
+using Cluster.Contracts.Grpc;
+using Cluster.Contracts.V1;
+using Google.Protobuf;
+
+namespace Cluster.Contracts.Tests;
+
+public sealed class WireSplitterTests
+{
+    private static GradientResult RandomGradient(Random r, int values) => new()
+    {
+        Step = r.NextInt64(0, long.MaxValue),
+        GradientSum = TensorCodec.FromFloats([.. Enumerable.Range(0, values).Select(_ => (float)(r.NextDouble() * 2 - 1))]),
+        Count = r.Next(0, 5000),
+        LossSum = r.NextDouble() * 100,
+        Correct = r.Next(0, 100) == 0 ? 0 : r.NextInt64(0, 5000),
+        SquaredErrorSum = r.Next(0, 2) == 0 ? 0 : r.NextDouble(),
+        ComputeSeconds = r.NextDouble(),
+        CodecSeconds = r.Next(0, 3) == 0 ? 0 : r.NextDouble(),
+    };
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(2, 31)]
+    [InlineData(3, 4096)]
+    [InlineData(4, 109_386)]
+    public void Gradient_SplitsIntoTheParsersFieldsAndTheTensor(int seed, int values)
+    {
+        var r = new Random(seed);
+        for (var i = 0; i < 20; i++)
+        {
+            var g = RandomGradient(r, values);
+            var bytes = new WorkerMessage { Gradient = g }.ToByteArray();
+            var rest = Array.Empty<byte>();
+            Assert.True(WireSplitter.TrySplit(bytes, WorkerMessage.GradientFieldNumber, GradientResult.GradientSumFieldNumber, ref rest, out var length, out var tensor));
+            var header = GradientResult.Parser.ParseFrom(rest.AsSpan(0, length));
+            Assert.True(bytes.AsSpan(tensor).SequenceEqual(g.GradientSum.Span));
+            Assert.Equal(ByteString.Empty, header.GradientSum);
+            header.GradientSum = ByteString.CopyFrom(bytes.AsSpan(tensor));
+            Assert.Equal(g, header);
+        }
+    }
+
+    [Fact]
+    public void Plan_SplitsWeightsAndKeepsIndicesAndUnknownFields()
+    {
+        var plan = new StepPlan { Step = 12, Epoch = 3, ShardGeneration = 2, Weights = TensorCodec.FromFloats([1f, 2f, 3f]), Indices = TensorCodec.FromInts([5, 9]) };
+        var inner = plan.ToByteArray();
+        // An unknown field (number 99, varint 7) appended, as a newer peer might send; and the weights a second time, which wins.
+        var extra = new byte[] { 0x98, 0x06, 7 };
+        var again = new StepPlan { Weights = TensorCodec.FromFloats([4f, 5f]) }.ToByteArray();
+        var body = inner.Concat(extra).Concat(again).ToArray();
+        var message = new byte[] { 0x1A }.Concat(Varint(body.Length)).Concat(body).ToArray();
+        var expected = CoordinatorMessage.Parser.ParseFrom(message).Step;
+
+        var rest = Array.Empty<byte>();
+        Assert.True(WireSplitter.TrySplit(message, CoordinatorMessage.StepFieldNumber, StepPlan.WeightsFieldNumber, ref rest, out var length, out var tensor));
+        var header = StepPlan.Parser.ParseFrom(rest.AsSpan(0, length));
+        header.Weights = ByteString.CopyFrom(message.AsSpan(tensor));
+        Assert.Equal(expected, header);
+        Assert.Equal(TensorCodec.FromFloats([4f, 5f]), header.Weights);
+    }
+
+    [Fact]
+    public void OtherMessages_AreLeftToTheParser()
+    {
+        var rest = Array.Empty<byte>();
+        var heartbeat = new WorkerMessage { Heartbeat = new Heartbeat { Sequence = 3 } }.ToByteArray();
+        Assert.False(WireSplitter.TrySplit(heartbeat, WorkerMessage.GradientFieldNumber, GradientResult.GradientSumFieldNumber, ref rest, out _, out _));
+        // proto3 leaves an empty tensor off the wire: nothing to split, the parser handles it.
+        var empty = new WorkerMessage { Gradient = new GradientResult { Step = 1, Count = 2 } }.ToByteArray();
+        Assert.False(WireSplitter.TrySplit(empty, WorkerMessage.GradientFieldNumber, GradientResult.GradientSumFieldNumber, ref rest, out _, out _));
+        // Two top-level fields (the parser merges them): not split.
+        var one = new WorkerMessage { Gradient = new GradientResult { Step = 1, GradientSum = TensorCodec.FromFloats([1f]) } }.ToByteArray();
+        Assert.False(WireSplitter.TrySplit([.. one, .. one], WorkerMessage.GradientFieldNumber, GradientResult.GradientSumFieldNumber, ref rest, out _, out _));
+    }
+
+    [Fact]
+    public void Malformed_IsNeverSplit_AndNeverThrows()
+    {
+        var good = new WorkerMessage { Gradient = RandomGradient(new Random(9), 64) }.ToByteArray();
+        var r = new Random(5);
+        var rest = Array.Empty<byte>();
+        for (var cut = 0; cut < good.Length; cut++)
+        {
+            Assert.False(WireSplitter.TrySplit(good.AsSpan(0, cut), WorkerMessage.GradientFieldNumber, GradientResult.GradientSumFieldNumber, ref rest, out _, out _));
+        }
+
+        for (var i = 0; i < 2000; i++)
+        {
+            var noise = new byte[r.Next(0, 64)];
+            r.NextBytes(noise);
+            if (WireSplitter.TrySplit(noise, WorkerMessage.GradientFieldNumber, GradientResult.GradientSumFieldNumber, ref rest, out var length, out var tensor))
+            {
+                // Whatever it splits must be what the parser reads from the same bytes.
+                var parsed = WorkerMessage.Parser.ParseFrom(noise).Gradient;
+                Assert.True(parsed.GradientSum.Span.SequenceEqual(noise.AsSpan(tensor)));
+                Assert.Equal(parsed.Step, GradientResult.Parser.ParseFrom(rest.AsSpan(0, length)).Step);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task FrameReader_ReusesItsBuffer_AndReportsTruncation()
+    {
+        var stream = new MemoryStream();
+        await GrpcFraming.WriteAsync(stream, new WorkerMessage { Heartbeat = new Heartbeat { Sequence = 1 } }, CancellationToken.None);
+        await GrpcFraming.WriteAsync(stream, new WorkerMessage { Heartbeat = new Heartbeat { Sequence = 2 } }, CancellationToken.None);
+        stream.Position = 0;
+        var reader = new FrameReader(1 << 20);
+        var first = await reader.ReadAsync(stream, CancellationToken.None);
+        Assert.Equal(1, WorkerMessage.Parser.ParseFrom(first!.Value.Span).Heartbeat.Sequence);
+        var second = await reader.ReadAsync(stream, CancellationToken.None);
+        Assert.Equal(2, WorkerMessage.Parser.ParseFrom(second!.Value.Span).Heartbeat.Sequence);
+        Assert.Null(await reader.ReadAsync(stream, CancellationToken.None));
+
+        var truncated = new MemoryStream([0, 0, 0, 0, 10, 1, 2]);
+        var ex = await Assert.ThrowsAsync<GrpcStatusException>(async () => await new FrameReader(1 << 20).ReadAsync(truncated, CancellationToken.None));
+        Assert.Equal(GrpcStatusCode.Internal, ex.Status);
+        var huge = new MemoryStream([0, 0, 0x10, 0, 0]);
+        ex = await Assert.ThrowsAsync<GrpcStatusException>(async () => await new FrameReader(1024).ReadAsync(huge, CancellationToken.None));
+        Assert.Equal(GrpcStatusCode.ResourceExhausted, ex.Status);
+    }
+
+    private static byte[] Varint(int value)
+    {
+        var bytes = new List<byte>();
+        var v = (uint)value;
+        while (v >= 0x80)
+        {
+            bytes.Add((byte)(v | 0x80));
+            v >>= 7;
+        }
+
+        bytes.Add((byte)v);
+        return [.. bytes];
+    }
+}
