@@ -167,8 +167,7 @@ public sealed partial class SiloHost
                     {
                         var plan = GrpcFraming.Parse(StepPlan.Parser, rest.AsSpan(0, restLength));
                         var result = Compute(plan, bytes.Span[tensor], weights, indices);
-                        await call.WriteAsync(result, CancellationToken.None).ConfigureAwait(false);
-                        BytesSent += result.CalculateSize() + GrpcFraming.HeaderSize;
+                        await SendGradientAsync(call, result).ConfigureAwait(false);
                     }
 
                     continue;
@@ -207,8 +206,7 @@ public sealed partial class SiloHost
                         }
 
                         var reply = Compute(message.Step, message.Step.Weights.Span, weights, indices);
-                        await call.WriteAsync(reply, CancellationToken.None).ConfigureAwait(false);
-                        BytesSent += reply.CalculateSize() + GrpcFraming.HeaderSize;
+                        await SendGradientAsync(call, reply).ConfigureAwait(false);
                         break;
                     case CoordinatorMessage.BodyOneofCase.Stop:
                         LogStopped(_logger, message.Stop.Reason, message.Stop.Completed);
@@ -231,7 +229,8 @@ public sealed partial class SiloHost
         }
     }
 
-    private WorkerMessage Compute(StepPlan plan, ReadOnlySpan<byte> weightBytes, float[] weights, int[] indices)
+    /// <summary>Computes a plan; the result leaves the gradient out, its bytes are in <see cref="_gradientBytes"/>.</summary>
+    private GradientResult Compute(StepPlan plan, ReadOnlySpan<byte> weightBytes, float[] weights, int[] indices)
     {
         var started = Stopwatch.GetTimestamp();
         TensorCodec.ToFloats(weightBytes, weights, "StepPlan.weights");
@@ -239,20 +238,17 @@ public sealed partial class SiloHost
         var decode = Stopwatch.GetElapsedTime(started).TotalSeconds;
         var reply = _grain.Compute(new StepCommand(plan.Step, plan.Epoch, plan.ShardGeneration, weights, indices.AsMemory(0, n)));
         started = Stopwatch.GetTimestamp();
-        var message = new WorkerMessage
+        EncodeGradient(reply.GradientSum.Span);
+        var message = new GradientResult
         {
-            Gradient = new GradientResult
-            {
-                Step = reply.Step,
-                GradientSum = EncodeGradient(reply.GradientSum.Span),
-                Count = reply.Count,
-                LossSum = reply.LossSum,
-                Correct = reply.Correct,
-                SquaredErrorSum = reply.SquaredErrorSum,
-                ComputeSeconds = reply.ComputeSeconds,
-            },
+            Step = reply.Step,
+            Count = reply.Count,
+            LossSum = reply.LossSum,
+            Correct = reply.Correct,
+            SquaredErrorSum = reply.SquaredErrorSum,
+            ComputeSeconds = reply.ComputeSeconds,
         };
-        message.Gradient.CodecSeconds = decode + Stopwatch.GetElapsedTime(started).TotalSeconds;
+        message.CodecSeconds = decode + Stopwatch.GetElapsedTime(started).TotalSeconds;
         StepsComputed++;
         SamplesComputed += reply.Count;
         _metrics?.Computed(reply.Count, reply.ComputeSeconds);
@@ -260,7 +256,7 @@ public sealed partial class SiloHost
     }
 
     /// <summary>The gradient's bytes in a buffer reused every step (the message is written out before the next one).</summary>
-    private ByteString EncodeGradient(ReadOnlySpan<float> gradient)
+    private void EncodeGradient(ReadOnlySpan<float> gradient)
     {
         var length = gradient.Length * sizeof(float);
         if (_gradientBytes.Length != length)
@@ -269,7 +265,14 @@ public sealed partial class SiloHost
         }
 
         TensorCodec.CopyFloats(gradient, _gradientBytes);
-        return TensorCodec.Wrap(_gradientBytes, length);
+    }
+
+    /// <summary>Sends a computed gradient, its tensor written from the reused buffer without another encoded copy.</summary>
+    private async Task SendGradientAsync(DuplexCall<CoordinatorMessage> call, GradientResult result)
+    {
+        var before = call.BytesSent;
+        await call.WriteWithTensorAsync(WorkerMessage.GradientFieldNumber, result, GradientResult.GradientSumFieldNumber, _gradientBytes, CancellationToken.None).ConfigureAwait(false);
+        BytesSent += call.BytesSent - before;
     }
 
     private async Task HeartbeatLoopAsync(DuplexCall<CoordinatorMessage> call, CancellationToken cancellationToken)

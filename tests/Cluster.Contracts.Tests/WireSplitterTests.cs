@@ -121,6 +121,31 @@ public sealed class WireSplitterTests
         Assert.Equal(GrpcStatusCode.ResourceExhausted, ex.Status);
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(5)]
+    [InlineData(40_000)]
+    public async Task WriteWithTensor_IsTheSameMessageForAnyParser(int values)
+    {
+        var r = new Random(values);
+        var full = RandomGradient(r, values);
+        var header = full.Clone();
+        header.GradientSum = ByteString.Empty;
+        var stream = new MemoryStream();
+        var written = await GrpcFraming.WriteWithTensorAsync(stream, WorkerMessage.GradientFieldNumber, header, GradientResult.GradientSumFieldNumber, full.GradientSum.Memory, CancellationToken.None);
+        Assert.Equal(stream.Length, written);
+        stream.Position = 0;
+        var parsed = await GrpcFraming.ReadAsync(stream, WorkerMessage.Parser, 1 << 20, CancellationToken.None);
+        Assert.Equal(full, parsed!.Gradient);
+
+        // And the splitter finds the tensor in it.
+        var frame = stream.ToArray().AsSpan(GrpcFraming.HeaderSize);
+        var rest = Array.Empty<byte>();
+        Assert.True(WireSplitter.TrySplit(frame, WorkerMessage.GradientFieldNumber, GradientResult.GradientSumFieldNumber, ref rest, out var length, out var tensor));
+        Assert.True(frame[tensor].SequenceEqual(full.GradientSum.Span));
+        Assert.Equal(header, GradientResult.Parser.ParseFrom(rest.AsSpan(0, length)));
+    }
+
     private static byte[] Varint(int value)
     {
         var bytes = new List<byte>();

@@ -32,13 +32,23 @@ public sealed class DuplexCall<TResponse> : IAsyncDisposable
     public long BytesSent { get; private set; }
 
     /// <summary>Sends one message.</summary>
-    public async ValueTask WriteAsync(IMessage message, CancellationToken cancellationToken)
+    public ValueTask WriteAsync(IMessage message, CancellationToken cancellationToken) =>
+        WriteLockedAsync(async () =>
+        {
+            await GrpcFraming.WriteAsync(_requestStream, message, cancellationToken).ConfigureAwait(false);
+            return GrpcFraming.HeaderSize + message.CalculateSize();
+        }, cancellationToken);
+
+    /// <summary>Sends <paramref name="inner"/> as field <paramref name="outerField"/> of the envelope, with a tensor written in place (see <see cref="GrpcFraming.WriteWithTensorAsync"/>).</summary>
+    public ValueTask WriteWithTensorAsync(int outerField, IMessage inner, int tensorField, ReadOnlyMemory<byte> tensor, CancellationToken cancellationToken) =>
+        WriteLockedAsync(() => GrpcFraming.WriteWithTensorAsync(_requestStream, outerField, inner, tensorField, tensor, cancellationToken), cancellationToken);
+
+    private async ValueTask WriteLockedAsync(Func<ValueTask<int>> write, CancellationToken cancellationToken)
     {
         await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await GrpcFraming.WriteAsync(_requestStream, message, cancellationToken).ConfigureAwait(false);
-            BytesSent += GrpcFraming.HeaderSize + message.CalculateSize();
+            BytesSent += await write().ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException or HttpRequestException or InvalidOperationException)
         {

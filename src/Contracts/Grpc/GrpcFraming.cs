@@ -31,6 +31,59 @@ public static class GrpcFraming
         }
     }
 
+    /// <summary>
+    /// Writes, as one framed message, the embedded message <paramref name="inner"/> as field <paramref name="outerField"/>
+    /// of its envelope, with <paramref name="tensor"/> appended as its bytes field <paramref name="tensorField"/> (which
+    /// <paramref name="inner"/> must leave empty). The tensor goes to the stream from where it lies instead of through an
+    /// encoded copy; protobuf parsers accept fields in any order, so the bytes on the wire mean the same message.
+    /// Returns the bytes written.
+    /// </summary>
+    public static async ValueTask<int> WriteWithTensorAsync(Stream stream, int outerField, IMessage inner, int tensorField, ReadOnlyMemory<byte> tensor, CancellationToken cancellationToken)
+    {
+        var innerSize = inner.CalculateSize();
+        var tensorTag = (uint)(tensorField << 3) | 2;
+        var body = innerSize + VarintSize(tensorTag) + VarintSize((uint)tensor.Length) + tensor.Length;
+        var outerTag = (uint)(outerField << 3) | 2;
+        var messageSize = VarintSize(outerTag) + VarintSize((uint)body) + body;
+        var prefixSize = HeaderSize + messageSize - tensor.Length;
+        var buffer = ArrayPool<byte>.Shared.Rent(prefixSize);
+        try
+        {
+            buffer[0] = 0;
+            BinaryPrimitives.WriteInt32BigEndian(buffer.AsSpan(1), messageSize);
+            var p = HeaderSize;
+            p += WriteVarint(buffer.AsSpan(p), outerTag);
+            p += WriteVarint(buffer.AsSpan(p), (uint)body);
+            inner.WriteTo(buffer.AsSpan(p, innerSize));
+            p += innerSize;
+            p += WriteVarint(buffer.AsSpan(p), tensorTag);
+            p += WriteVarint(buffer.AsSpan(p), (uint)tensor.Length);
+            await stream.WriteAsync(buffer.AsMemory(0, p), cancellationToken).ConfigureAwait(false);
+            await stream.WriteAsync(tensor, cancellationToken).ConfigureAwait(false);
+            await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
+            return HeaderSize + messageSize;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private static int VarintSize(uint value) => value < 1u << 7 ? 1 : value < 1u << 14 ? 2 : value < 1u << 21 ? 3 : value < 1u << 28 ? 4 : 5;
+
+    private static int WriteVarint(Span<byte> destination, uint value)
+    {
+        var i = 0;
+        while (value >= 0x80)
+        {
+            destination[i++] = (byte)(value | 0x80);
+            value >>= 7;
+        }
+
+        destination[i++] = (byte)value;
+        return i;
+    }
+
     /// <summary>Writes the frame of <paramref name="message"/> into <paramref name="buffer"/> and returns its extent.</summary>
     public static ReadOnlyMemory<byte> Encode(IMessage message, int size, byte[] buffer)
     {

@@ -66,15 +66,15 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
             Step = command.Step,
             Epoch = command.Epoch,
             ShardGeneration = command.ShardGeneration,
-            Weights = _weights.Get(command.Step, command.Weights.Span),
             Indices = TensorCodec.FromInts(command.Indices.Span),
         };
+        var weights = _weights.Get(command.Step, command.Weights.Span);
         var pending = new TaskCompletionSource<GradientResult>(TaskCreationOptions.RunContinuationsAsynchronously);
         Volatile.Write(ref _expectedStep, command.Step);
         Volatile.Write(ref _expectedCount, command.Indices.Length);
         Volatile.Write(ref _gradientResult, pending);
         var encode = Stopwatch.GetElapsedTime(started).TotalSeconds;
-        await WriteAsync(new CoordinatorMessage { Step = plan }, cancellationToken).ConfigureAwait(false);
+        await WriteAsync(stream => GrpcFraming.WriteWithTensorAsync(stream, CoordinatorMessage.StepFieldNumber, plan, StepPlan.WeightsFieldNumber, weights, cancellationToken), cancellationToken).ConfigureAwait(false);
         var result = await pending.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
         var decode = _decodeSeconds;
         return new GradientReply(result.Step, _gradient, result.Count, result.LossSum, result.Correct, result.SquaredErrorSum, result.ComputeSeconds, result.CodecSeconds + encode + decode);
@@ -166,7 +166,14 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
         Interlocked.Exchange(ref _gradientResult, null)?.TrySetException(error);
     }
 
-    private async Task WriteAsync(CoordinatorMessage message, CancellationToken cancellationToken)
+    private Task WriteAsync(CoordinatorMessage message, CancellationToken cancellationToken) =>
+        WriteAsync(async stream =>
+        {
+            await GrpcFraming.WriteAsync(stream, message, cancellationToken).ConfigureAwait(false);
+            return message.CalculateSize() + GrpcFraming.HeaderSize;
+        }, cancellationToken);
+
+    private async Task WriteAsync(Func<Stream, ValueTask<int>> write, CancellationToken cancellationToken)
     {
         if (_brokenReason is { } reason)
         {
@@ -176,9 +183,8 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
         await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            var size = message.CalculateSize();
-            await GrpcFraming.WriteAsync(_output, message, cancellationToken).ConfigureAwait(false);
-            Interlocked.Add(ref _counters.BytesSent, size + GrpcFraming.HeaderSize);
+            var written = await write(_output).ConfigureAwait(false);
+            Interlocked.Add(ref _counters.BytesSent, written);
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException)
         {
@@ -197,9 +203,9 @@ internal sealed class WeightsCache
     private readonly Lock _lock = new();
     private readonly byte[][] _buffers = [[], []];
     private long _step = -1;
-    private ByteString _bytes = ByteString.Empty;
+    private ReadOnlyMemory<byte> _bytes = ReadOnlyMemory<byte>.Empty;
 
-    public ByteString Get(long step, ReadOnlySpan<float> weights)
+    public ReadOnlyMemory<byte> Get(long step, ReadOnlySpan<float> weights)
     {
         lock (_lock)
         {
@@ -214,7 +220,7 @@ internal sealed class WeightsCache
                 }
 
                 TensorCodec.CopyFloats(weights, _buffers[slot]);
-                _bytes = TensorCodec.Wrap(_buffers[slot], _buffers[slot].Length);
+                _bytes = _buffers[slot];
                 _step = step;
             }
 
