@@ -1,0 +1,47 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Cluster.Compute.Data;
+
+namespace Cluster.IntegrationTests;
+
+/// <summary><c>cluster bench cluster</c> end to end: real worker processes against one process, on MNIST.</summary>
+public sealed class BenchClusterTests
+{
+    [Fact]
+    public async Task BenchCluster_Json_ComparesWorkerProcessesWithOneProcess_OnTheSameTraining()
+    {
+        var dataDir = Path.Combine(Repo.Root, "data", "mnist");
+        await MnistFetcher.EnsureAsync(dataDir);
+        var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "cluster.dll"), "bench", "cluster", "--json", "--batch-sizes", "1024", "--workers", "2", "--epochs", "2", "--data-dir", dataDir })
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using var process = Process.Start(psi)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+        await process.WaitForExitAsync(timeout.Token);
+        Assert.True(process.ExitCode == 0, await stderr);
+
+        using var json = JsonDocument.Parse(await stdout);
+        var rows = json.RootElement.GetProperty("cluster");
+        Assert.Equal(1, rows.GetArrayLength());
+        var row = rows[0];
+        Assert.Equal(1024, row.GetProperty("batch").GetInt32());
+        Assert.Equal(2, row.GetProperty("workers").GetInt32());
+        var single = row.GetProperty("singleProcessSamplesPerSecond").GetDouble();
+        var cluster = row.GetProperty("clusterSamplesPerSecond").GetDouble();
+        Assert.True(single > 0 && cluster > 0);
+        Assert.Equal(cluster / single, row.GetProperty("ratio").GetDouble(), 2);
+        // The two topologies train the same model: their test accuracies agree.
+        Assert.Equal(row.GetProperty("singleProcessTestAccuracy").GetDouble(), row.GetProperty("clusterTestAccuracy").GetDouble(), 2);
+        Assert.True(row.GetProperty("clusterTestAccuracy").GetDouble() > 0.8);
+        var steps = row.GetProperty("stepBreakdown");
+        Assert.Equal(2 * ((60_000 + 1023) / 1024), steps.GetProperty("steps").GetInt32());
+        // Each step sends every worker the weights (109,386 floats) and receives its gradient.
+        Assert.True(steps.GetProperty("bytesSent").GetInt64() >= 2L * steps.GetProperty("steps").GetInt64() * 109_386 * 4);
+        Assert.True(steps.GetProperty("bytesReceived").GetInt64() >= 2L * steps.GetProperty("steps").GetInt64() * 109_386 * 4);
+    }
+}
