@@ -20,7 +20,7 @@ public sealed class TrainingOptionSet
     private readonly Option<string> _activation = EnvOption.Create("--activation", "Hidden activation: relu, sigmoid, tanh, identity, step.", "CLUSTER_ACTIVATION", "relu");
     private readonly Option<string?> _outputActivation = EnvOption.Create<string?>("--output-activation", "Output activation (default: softmax for cross-entropy, sigmoid for binary cross-entropy and MSE classifiers, identity for regression).", "CLUSTER_OUTPUT_ACTIVATION", null);
     private readonly Option<string?> _loss = EnvOption.Create<string?>("--loss", "cross-entropy, mse or binary-cross-entropy (default: cross-entropy for classes, mse for regression).", "CLUSTER_LOSS", null);
-    private readonly Option<string> _init = EnvOption.Create("--init", "Weight initialisation: auto, xavier-uniform, xavier-normal, he-uniform, he-normal, small-uniform.", "CLUSTER_INIT", "auto");
+    private readonly Option<string> _init = EnvOption.Create("--init", "Weight initialisation: auto (He uniform for ReLU, Xavier uniform otherwise), xavier-uniform, xavier-normal, he-uniform, he-normal, small-uniform, fan-in-uniform (PyTorch's default for linear layers).", "CLUSTER_INIT", "auto");
     private readonly Option<string> _optimizer = EnvOption.Create("--optimizer", "sgd, momentum or adam.", "CLUSTER_OPTIMIZER", "sgd");
     private readonly Option<float?> _lr = EnvOption.Create<float?>("--lr", "Learning rate (default 0.1 for sgd, 0.01 for momentum, 0.001 for adam).", "CLUSTER_LR", null);
     private readonly Option<float> _momentum = EnvOption.Create("--momentum", "Momentum coefficient.", "CLUSTER_MOMENTUM", 0.9f);
