@@ -6,7 +6,7 @@ namespace Cluster.Coordinator.Hosting;
 /// <summary>
 /// Gives Kestrel's socket transport and HTTP/2 pipes 64 KiB blocks instead of its default 4 KiB ones. A step moves a
 /// megabyte-scale tensor each way per worker; with 4 KiB blocks the transport reads it 4 KiB per system call and wakes
-/// the HTTP/2 frame reader for every piece, which made receiving the gradients most of the coordinator's CPU time.
+/// the HTTP/2 frame reader for every piece, a large share of the coordinator's CPU time per step.
 /// </summary>
 internal sealed class LargeBlockMemoryPoolFactory : IMemoryPoolFactory<byte>
 {
