@@ -137,6 +137,13 @@ internal static unsafe class PackedGemm
             return;
         }
 
+        if (Vector256.IsHardwareAccelerated && Avx.IsSupported)
+        {
+            // A ragged edge tile: the padded strips are computed in full and only its rows and columns are stored.
+            Kernel256(kc, a, rs, ps, b, bs, c, ldc, alpha, beta, mr, nr);
+            return;
+        }
+
         var tmp = stackalloc float[Mr * Nr];
         Kernel(kc, a, rs, ps, b, bs, tmp, Nr, 1f, 0f);
         for (var r = 0; r < mr; r++)
@@ -154,7 +161,7 @@ internal static unsafe class PackedGemm
     {
         if (Vector256.IsHardwareAccelerated)
         {
-            Kernel256(kc, a, rs, ps, b, bs, c, ldc, alpha, beta);
+            Kernel256(kc, a, rs, ps, b, bs, c, ldc, alpha, beta, Mr, Nr);
         }
         else
         {
@@ -164,7 +171,7 @@ internal static unsafe class PackedGemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel256(int kc, float* a, long rs, long ps, float* b, long bs, float* c, int ldc, float alpha, float beta)
+    private static void Kernel256(int kc, float* a, long rs, long ps, float* b, long bs, float* c, int ldc, float alpha, float beta, int mr, int nr)
     {
         if (Sse.IsSupported)
         {
@@ -205,12 +212,63 @@ internal static unsafe class PackedGemm
             b += bs;
         }
 
-        Store256(c, c00, c01, alpha, beta);
-        Store256(c + ldc, c10, c11, alpha, beta);
-        Store256(c + 2L * ldc, c20, c21, alpha, beta);
-        Store256(c + 3L * ldc, c30, c31, alpha, beta);
-        Store256(c + 4L * ldc, c40, c41, alpha, beta);
-        Store256(c + 5L * ldc, c50, c51, alpha, beta);
+        if (mr == Mr && nr == Nr)
+        {
+            Store256(c, c00, c01, alpha, beta);
+            Store256(c + ldc, c10, c11, alpha, beta);
+            Store256(c + 2L * ldc, c20, c21, alpha, beta);
+            Store256(c + 3L * ldc, c30, c31, alpha, beta);
+            Store256(c + 4L * ldc, c40, c41, alpha, beta);
+            Store256(c + 5L * ldc, c50, c51, alpha, beta);
+            return;
+        }
+
+        StorePartial256(c, c00, c01, nr, alpha, beta);
+        if (mr > 1)
+        {
+            StorePartial256(c + ldc, c10, c11, nr, alpha, beta);
+        }
+
+        if (mr > 2)
+        {
+            StorePartial256(c + 2L * ldc, c20, c21, nr, alpha, beta);
+        }
+
+        if (mr > 3)
+        {
+            StorePartial256(c + 3L * ldc, c30, c31, nr, alpha, beta);
+        }
+
+        if (mr > 4)
+        {
+            StorePartial256(c + 4L * ldc, c40, c41, nr, alpha, beta);
+        }
+
+        if (mr > 5)
+        {
+            StorePartial256(c + 5L * ldc, c50, c51, nr, alpha, beta);
+        }
+    }
+
+    /// <summary>Stores the first <paramref name="nr"/> columns of a row; masked lanes are neither read nor written.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StorePartial256(float* c, Vector256<float> lo, Vector256<float> hi, int nr, float alpha, float beta)
+    {
+        var lanes = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+        var maskLo = Vector256.LessThan(lanes, Vector256.Create(nr)).AsSingle();
+        var maskHi = Vector256.LessThan(lanes, Vector256.Create(nr - 8)).AsSingle();
+        var va = Vector256.Create(alpha);
+        if (beta == 0)
+        {
+            Avx.MaskStore(c, maskLo, lo * va);
+            Avx.MaskStore(c + 8, maskHi, hi * va);
+        }
+        else
+        {
+            var vb = Vector256.Create(beta);
+            Avx.MaskStore(c, maskLo, Vector256.MultiplyAddEstimate(lo, va, Avx.MaskLoad(c, maskLo) * vb));
+            Avx.MaskStore(c + 8, maskHi, Vector256.MultiplyAddEstimate(hi, va, Avx.MaskLoad(c + 8, maskHi) * vb));
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
