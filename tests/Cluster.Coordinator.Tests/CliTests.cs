@@ -227,6 +227,7 @@ public sealed class CliTests : IDisposable
     [InlineData("--epochs", "1")]
     [InlineData("--batch-sizes", "256,x")]
     [InlineData("--workers", "0")]
+    [InlineData("--repeat", "0")]
     public async Task BenchCluster_BadArguments_AreRefusedBeforeTraining(string option, string value)
     {
         var (code, output, error) = await RunAsync("bench", "cluster", option, value, "--data-dir", Path.Combine(_dir, "no-such-data"));

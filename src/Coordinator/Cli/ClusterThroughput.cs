@@ -18,13 +18,14 @@ internal static class ClusterThroughput
 
     public static Command Create()
     {
-        var command = new Command("cluster", "Throughput of data-parallel training: --workers worker processes of one thread each, joined over gRPC on 127.0.0.1, against one process with --workers threads, at the same global batch (default MNIST network, SGD). Each figure is the best epoch after the first (which includes JIT warm-up); the per-step breakdown of the process run says where the difference goes.");
+        var command = new Command("cluster", "Throughput of data-parallel training: --workers worker processes of one thread each, joined over gRPC on 127.0.0.1, against one process with --workers threads, at the same global batch (default MNIST network, SGD). Each figure is the best epoch after the first (which includes JIT warm-up) over --repeat interleaved runs; the per-step breakdown of the process run says where the difference goes.");
         var json = BenchCommand.Json();
         var batches = new Option<string>("--batch-sizes") { Description = "Global batch sizes, comma-separated.", DefaultValueFactory = _ => "256,1024" };
         var workers = new Option<int>("--workers") { Description = "Worker processes (and threads of the single process).", DefaultValueFactory = _ => Math.Max(2, Environment.ProcessorCount) };
         var epochs = new Option<int>("--epochs") { Description = "Epochs per configuration (at least 2: the first is warm-up).", DefaultValueFactory = _ => 3 };
+        var repeat = new Option<int>("--repeat") { Description = "Runs of each configuration, interleaved; the best is reported (timings on shared machines are noisy).", DefaultValueFactory = _ => 2 };
         var dataDir = EnvOption.Create("--data-dir", "Folder of the MNIST files (fetched when missing).", "CLUSTER_DATA_DIR", Path.Combine("data", "mnist"));
-        foreach (var o in new Option[] { json, batches, workers, epochs, dataDir })
+        foreach (var o in new Option[] { json, batches, workers, epochs, repeat, dataDir })
         {
             command.Options.Add(o);
         }
@@ -34,9 +35,10 @@ internal static class ClusterThroughput
             var sizes = ParseSizes(r.GetValue(batches)!);
             var n = r.GetValue(workers);
             var e = r.GetValue(epochs);
-            if (n < 1 || e < 2)
+            var runs = r.GetValue(repeat);
+            if (n < 1 || e < 2 || runs < 1)
             {
-                throw new ArgumentException("--workers must be at least 1 and --epochs at least 2 (the first epoch is warm-up).");
+                throw new ArgumentException("--workers and --repeat must be at least 1 and --epochs at least 2 (the first epoch is warm-up).");
             }
 
             var dir = r.GetValue(dataDir)!;
@@ -45,12 +47,18 @@ internal static class ClusterThroughput
             var results = new List<(Result Single, Result Cluster)>();
             foreach (var batch in sizes)
             {
-                var single = await MeasureAsync(dir, batch, e, ClusterMode.Embedded, 1, n, cancellationToken).ConfigureAwait(false);
-                var cluster = await MeasureAsync(dir, batch, e, ClusterMode.Processes, n, 1, cancellationToken).ConfigureAwait(false);
-                results.Add((single, cluster));
+                Result? single = null, cluster = null;
+                for (var run = 0; run < runs; run++)
+                {
+                    single = Best(single, await MeasureAsync(dir, batch, e, ClusterMode.Embedded, 1, n, cancellationToken).ConfigureAwait(false));
+                    cluster = Best(cluster, await MeasureAsync(dir, batch, e, ClusterMode.Processes, n, 1, cancellationToken).ConfigureAwait(false));
+                }
+
+                results.Add((single!, cluster!));
+                var (s1, c1) = results[^1];
                 if (!quiet)
                 {
-                    output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"batch {batch}: 1 process x {n} threads {single.SamplesPerSecond:N0} samples/s; {n} processes x 1 thread {cluster.SamplesPerSecond:N0} samples/s"));
+                    output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"batch {batch}: 1 process x {n} threads {s1.SamplesPerSecond:N0} samples/s; {n} processes x 1 thread {c1.SamplesPerSecond:N0} samples/s"));
                 }
             }
 
@@ -135,6 +143,8 @@ internal static class ClusterThroughput
             folder.Delete(recursive: true);
         }
     }
+
+    private static Result Best(Result? a, Result b) => a is not null && a.SamplesPerSecond >= b.SamplesPerSecond ? a : b;
 
     private static int[] ParseSizes(string s) =>
         [.. s.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(p =>
