@@ -11,7 +11,6 @@ public sealed class DuplexCall<TResponse> : IAsyncDisposable
     private readonly Task<HttpResponseMessage> _response;
     private readonly HttpRequestMessage _request;
     private readonly MessageParser<TResponse> _parser;
-    private readonly int _maxMessageBytes;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly FrameReader _frames;
     private Stream? _responseStream;
@@ -24,7 +23,6 @@ public sealed class DuplexCall<TResponse> : IAsyncDisposable
         _response = response;
         _request = request;
         _parser = parser;
-        _maxMessageBytes = maxMessageBytes;
         _frames = new FrameReader(maxMessageBytes);
     }
 
@@ -71,30 +69,8 @@ public sealed class DuplexCall<TResponse> : IAsyncDisposable
     public void CompleteWrites() => _content.Complete();
 
     /// <summary>Reads the next message; null when the server ended the stream with OK. A non-OK end throws its status.</summary>
-    public async ValueTask<TResponse?> ReadAsync(CancellationToken cancellationToken)
-    {
-        try
-        {
-            if (_responseStream is null)
-            {
-                _responseMessage = await _response.WaitAsync(cancellationToken).ConfigureAwait(false);
-                GrpcClient.CheckResponse(_responseMessage);
-                _responseStream = await _responseMessage.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-            }
-
-            var message = await GrpcFraming.ReadAsync(_responseStream, _parser, _maxMessageBytes, cancellationToken).ConfigureAwait(false);
-            if (message is null)
-            {
-                GrpcClient.ThrowIfError(_responseMessage!);
-            }
-
-            return message;
-        }
-        catch (Exception ex) when (ex is IOException or HttpRequestException)
-        {
-            throw new GrpcStatusException(GrpcStatusCode.Unavailable, $"The stream from the server broke: {ex.Message}", ex);
-        }
-    }
+    public async ValueTask<TResponse?> ReadAsync(CancellationToken cancellationToken) =>
+        await ReadFrameAsync(cancellationToken).ConfigureAwait(false) is { } frame ? GrpcFraming.Parse(_parser, frame.Span) : null;
 
     /// <summary>
     /// Reads the next message's protobuf bytes without parsing them (valid until the next read); null when the server

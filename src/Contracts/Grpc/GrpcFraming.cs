@@ -42,9 +42,9 @@ public static class GrpcFraming
     {
         var innerSize = inner.CalculateSize();
         var tensorTag = (uint)(tensorField << 3) | 2;
-        var body = innerSize + VarintSize(tensorTag) + VarintSize((uint)tensor.Length) + tensor.Length;
+        var body = innerSize + CodedOutputStream.ComputeRawVarint32Size(tensorTag) + CodedOutputStream.ComputeRawVarint32Size((uint)tensor.Length) + tensor.Length;
         var outerTag = (uint)(outerField << 3) | 2;
-        var messageSize = VarintSize(outerTag) + VarintSize((uint)body) + body;
+        var messageSize = CodedOutputStream.ComputeRawVarint32Size(outerTag) + CodedOutputStream.ComputeRawVarint32Size((uint)body) + body;
         var prefixSize = HeaderSize + messageSize - tensor.Length;
         var buffer = ArrayPool<byte>.Shared.Rent(prefixSize);
         try
@@ -68,8 +68,6 @@ public static class GrpcFraming
             ArrayPool<byte>.Shared.Return(buffer);
         }
     }
-
-    private static int VarintSize(uint value) => value < 1u << 7 ? 1 : value < 1u << 14 ? 2 : value < 1u << 21 ? 3 : value < 1u << 28 ? 4 : 5;
 
     private static int WriteVarint(Span<byte> destination, uint value)
     {
@@ -106,43 +104,8 @@ public static class GrpcFraming
     public static async ValueTask<T?> ReadAsync<T>(Stream stream, MessageParser<T> parser, int maxMessageBytes, CancellationToken cancellationToken)
         where T : class, IMessage<T>
     {
-        var header = ArrayPool<byte>.Shared.Rent(HeaderSize);
-        int length;
-        try
-        {
-            var got = await FillAsync(stream, header.AsMemory(0, HeaderSize), cancellationToken).ConfigureAwait(false);
-            if (got == 0)
-            {
-                return null;
-            }
-
-            if (got < HeaderSize)
-            {
-                throw new GrpcStatusException(GrpcStatusCode.Internal, $"Truncated frame: the stream ended inside a message prefix ({got} of {HeaderSize} bytes).");
-            }
-
-            length = CheckHeader(header, maxMessageBytes);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(header);
-        }
-
-        var body = ArrayPool<byte>.Shared.Rent(Math.Max(length, 1));
-        try
-        {
-            var got = await FillAsync(stream, body.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
-            if (got < length)
-            {
-                throw new GrpcStatusException(GrpcStatusCode.Internal, $"Truncated frame: the message says {length} bytes but the stream ended after {got}.");
-            }
-
-            return Parse(parser, body.AsSpan(0, length));
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(body);
-        }
+        var frame = await new FrameReader(maxMessageBytes).ReadAsync(stream, cancellationToken).ConfigureAwait(false);
+        return frame is { } bytes ? Parse(parser, bytes.Span) : null;
     }
 
     /// <summary>Validates a prefix and returns the message length.</summary>

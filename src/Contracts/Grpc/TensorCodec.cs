@@ -17,9 +17,6 @@ public static class TensorCodec
     /// <summary>Copies floats into a new ByteString.</summary>
     public static ByteString FromFloats(ReadOnlySpan<float> values) => ByteString.CopyFrom(MemoryMarshal.AsBytes(values));
 
-    /// <summary>Wraps an existing byte array (not copied; the caller must not change it while the message lives).</summary>
-    public static ByteString Wrap(byte[] bytes, int length) => UnsafeByteOperations.UnsafeWrap(bytes.AsMemory(0, length));
-
     /// <summary>Copies floats into a reusable byte buffer.</summary>
     public static void CopyFloats(ReadOnlySpan<float> values, byte[] destination) =>
         MemoryMarshal.AsBytes(values).CopyTo(destination);

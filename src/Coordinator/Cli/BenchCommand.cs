@@ -42,7 +42,7 @@ public static class BenchCommand
         command.Options.Add(size);
         CliApp.SetHandler(command, (r, output, _) =>
         {
-            var counts = ParseThreads(r.GetValue(threads)!);
+            var counts = ParsePositiveList(r.GetValue(threads)!, "--threads");
             var peaks = counts.Distinct().ToDictionary(t => t, GemmBenchmark.MeasurePeak);
             var n = r.GetValue(size);
             var results = new List<GemmResult>();
@@ -124,7 +124,7 @@ public static class BenchCommand
             var train = Mnist.LoadTrain(dir);
             var test = Mnist.LoadTest(dir);
             var results = new List<TrainResult>();
-            foreach (var (name, t) in Configurations(r.GetValue(backends)!, ParseThreads(r.GetValue(threads)!), output, r.GetValue(json)))
+            foreach (var (name, t) in Configurations(r.GetValue(backends)!, ParsePositiveList(r.GetValue(threads)!, "--threads"), output, r.GetValue(json)))
             {
                 using var backend = BackendFactory.Create(name, t);
                 results.Add(TrainBenchmark.Measure(backend, train, test, [128, 64], r.GetValue(batch), Math.Max(1, r.GetValue(epochs))));
@@ -191,9 +191,10 @@ public static class BenchCommand
         }
     }
 
-    private static int[] ParseThreads(string s) =>
+    /// <summary>A comma-separated list of positive whole numbers, as <paramref name="option"/> takes; duplicates dropped.</summary>
+    internal static int[] ParsePositiveList(string s, string option) =>
         [.. s.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(p =>
-            int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= 1 ? n : throw new ArgumentException($"--threads takes positive whole numbers separated by commas; '{p}' is not one.")).Distinct()];
+            int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= 1 ? n : throw new ArgumentException($"{option} takes positive whole numbers separated by commas; '{p}' is not one.")).Distinct()];
 
     private static void WritePeaks(Utf8JsonWriter w, Dictionary<int, double> peaks)
     {

@@ -32,7 +32,7 @@ internal static class ClusterThroughput
 
         CliApp.SetHandler(command, async (r, output, cancellationToken) =>
         {
-            var sizes = ParseSizes(r.GetValue(batches)!);
+            var sizes = BenchCommand.ParsePositiveList(r.GetValue(batches)!, "--batch-sizes");
             var n = r.GetValue(workers);
             var e = r.GetValue(epochs);
             var runs = r.GetValue(repeat);
@@ -47,18 +47,18 @@ internal static class ClusterThroughput
             var results = new List<(Result Single, Result Cluster)>();
             foreach (var batch in sizes)
             {
-                Result? single = null, cluster = null;
-                for (var run = 0; run < runs; run++)
+                var single = await MeasureAsync(dir, batch, e, ClusterMode.Embedded, 1, n, cancellationToken).ConfigureAwait(false);
+                var cluster = await MeasureAsync(dir, batch, e, ClusterMode.Processes, n, 1, cancellationToken).ConfigureAwait(false);
+                for (var run = 1; run < runs; run++)
                 {
                     single = Best(single, await MeasureAsync(dir, batch, e, ClusterMode.Embedded, 1, n, cancellationToken).ConfigureAwait(false));
                     cluster = Best(cluster, await MeasureAsync(dir, batch, e, ClusterMode.Processes, n, 1, cancellationToken).ConfigureAwait(false));
                 }
 
-                results.Add((single!, cluster!));
-                var (s1, c1) = results[^1];
+                results.Add((single, cluster));
                 if (!quiet)
                 {
-                    output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"batch {batch}: 1 process x {n} threads {s1.SamplesPerSecond:N0} samples/s; {n} processes x 1 thread {c1.SamplesPerSecond:N0} samples/s"));
+                    output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"batch {batch}: 1 process x {n} threads {single.SamplesPerSecond:N0} samples/s; {n} processes x 1 thread {cluster.SamplesPerSecond:N0} samples/s"));
                 }
             }
 
@@ -144,9 +144,5 @@ internal static class ClusterThroughput
         }
     }
 
-    private static Result Best(Result? a, Result b) => a is not null && a.SamplesPerSecond >= b.SamplesPerSecond ? a : b;
-
-    private static int[] ParseSizes(string s) =>
-        [.. s.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(p =>
-            int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= 1 ? n : throw new ArgumentException($"--batch-sizes takes positive whole numbers separated by commas; '{p}' is not one.")).Distinct()];
+    private static Result Best(Result a, Result b) => a.SamplesPerSecond >= b.SamplesPerSecond ? a : b;
 }
