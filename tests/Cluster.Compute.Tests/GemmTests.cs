@@ -79,6 +79,8 @@ public sealed class GemmTests
             Check(backend, false, false, size, 5, 3, 1f, 0f, (ulong)size);
             Check(backend, true, false, 4, size, 7, 1f, 1f, (ulong)size + 1000);
             Check(backend, false, true, 3, 9, size, 1f, 0f, (ulong)size + 2000);
+            // A full 16-column strip of a transposed B is packed by 8x8 register transposes, with a scalar K tail.
+            Check(backend, true, true, 7, 17, size, 1f, 0f, (ulong)size + 3000);
         }
     }
 
