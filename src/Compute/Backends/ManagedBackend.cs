@@ -3,11 +3,11 @@ using Cluster.Compute.Kernels;
 
 namespace Cluster.Compute.Backends;
 
-/// <summary>The portable backend: packed, cache-blocked Vector256/FMA GEMM split over a thread team.</summary>
+/// <summary>The portable backend: packed, cache-blocked Vector512/Vector256 FMA GEMM split over a thread team.</summary>
 public sealed unsafe class ManagedBackend : ComputeBackend
 {
     // Below this many multiply-adds per thread, forking costs more than it saves.
-    private const long MinWorkPerThread = 96L * 96 * 96;
+    private const long MinWorkPerThread = 48L * 48 * 48;
     private readonly ThreadTeam? _team;
     private readonly GemmJob _job;
     private readonly Lock _gemmLock = new();

@@ -51,7 +51,7 @@ public static class GemmBenchmark
         return new GemmResult(backend.Name, backend.Threads, m, n, k, transA, transB, label, 2.0 * m * n * k / best / 1e9, best);
     }
 
-    /// <summary>Peak FP32 GFLOP/s of one core: a loop of independent 256-bit FMAs (2 flops per lane).</summary>
+    /// <summary>Peak FP32 GFLOP/s of one core: a loop of independent FMAs (2 flops per lane) of the widest vectors the GEMM kernel uses.</summary>
     public static double MeasureCorePeak(double seconds = 0.3)
     {
         if (!Vector256.IsHardwareAccelerated)
@@ -59,16 +59,26 @@ public static class GemmBenchmark
             return double.NaN;
         }
 
-        const long iterations = 4_000_000;
-        FmaLoop(1000);
+        var wide = Vector512.IsHardwareAccelerated;
+        var lanes = wide ? Vector512<float>.Count : Vector256<float>.Count;
+        var iterations = wide ? 2_000_000L : 4_000_000L;
+        if (wide)
+        {
+            FmaLoop512(1000);
+        }
+        else
+        {
+            FmaLoop(1000);
+        }
+
         var best = 0.0;
         var deadline = Stopwatch.GetTimestamp() + (long)(seconds * Stopwatch.Frequency);
         do
         {
             var start = Stopwatch.GetTimestamp();
-            var sink = FmaLoop(iterations);
+            var sink = wide ? FmaLoop512(iterations) : FmaLoop(iterations);
             var s = Stopwatch.GetElapsedTime(start).TotalSeconds;
-            best = Math.Max(best, iterations * 12.0 * 8 * 2 / s / 1e9);
+            best = Math.Max(best, iterations * 12.0 * lanes * 2 / s / 1e9);
             GC.KeepAlive(sink);
         }
         while (Stopwatch.GetTimestamp() < deadline);
@@ -111,6 +121,31 @@ public static class GemmBenchmark
         }
 
         return Vector256.Sum(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static float FmaLoop512(long iterations)
+    {
+        var x = Vector512.Create(0.999f);
+        var y = Vector512.Create(0.001f);
+        Vector512<float> a0 = x, a1 = x, a2 = x, a3 = x, a4 = x, a5 = x, a6 = x, a7 = x, a8 = x, a9 = x, a10 = x, a11 = x;
+        for (long i = 0; i < iterations; i++)
+        {
+            a0 = Vector512.MultiplyAddEstimate(a0, x, y);
+            a1 = Vector512.MultiplyAddEstimate(a1, x, y);
+            a2 = Vector512.MultiplyAddEstimate(a2, x, y);
+            a3 = Vector512.MultiplyAddEstimate(a3, x, y);
+            a4 = Vector512.MultiplyAddEstimate(a4, x, y);
+            a5 = Vector512.MultiplyAddEstimate(a5, x, y);
+            a6 = Vector512.MultiplyAddEstimate(a6, x, y);
+            a7 = Vector512.MultiplyAddEstimate(a7, x, y);
+            a8 = Vector512.MultiplyAddEstimate(a8, x, y);
+            a9 = Vector512.MultiplyAddEstimate(a9, x, y);
+            a10 = Vector512.MultiplyAddEstimate(a10, x, y);
+            a11 = Vector512.MultiplyAddEstimate(a11, x, y);
+        }
+
+        return Vector512.Sum(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11);
     }
 
     private static float[] Fill(long length, ulong seed)

@@ -24,13 +24,17 @@ internal unsafe struct GemmCall
 
 /// <summary>
 /// Cache-blocked GEMM on packed panels (the BLIS loop nest): B is packed into KC x NR strips that stay in L1,
-/// A into MC x KC blocks of MR-row strips that stay in L2, and a 6x16 register-blocked FMA micro-kernel
+/// A into MC x KC blocks of MR-row strips that stay in L2, and a 6x32 register-blocked FMA micro-kernel (two 512-bit
+/// vectors per row where the CPU has them, else two 6x16 tiles of 256-bit vectors, else 128-bit pieces)
 /// computes each tile. The transposes are absorbed by the packing routines.
 /// </summary>
 internal static unsafe class PackedGemm
 {
     public const int Mr = 6;
-    public const int Nr = 16;
+    public const int Nr = 32;
+
+    // Columns of the 256-bit kernel; a strip of NR columns is two of its tiles side by side.
+    private const int Half = 16;
     public const int Kc = 256;
     public const int Mc = 120;
     public const int Nc = 2048;
@@ -71,7 +75,7 @@ internal static unsafe class PackedGemm
             for (var pc = 0; pc < g.K; pc += Kc)
             {
                 var kc = Math.Min(Kc, g.K - pc);
-                // Without a transpose, a full 16-column strip of B is already rows of 16 contiguous floats: read it
+                // Without a transpose, a full 32-column strip of B is already rows of 32 contiguous floats: read it
                 // in place and pack only a ragged last strip.
                 var directB = !g.TransB && g.Ldb <= DirectBMaxStride;
                 var fullColumns = directB ? nc / Nr * Nr : 0;
@@ -93,7 +97,7 @@ internal static unsafe class PackedGemm
                     {
                         var nr = Math.Min(Nr, nc - jr);
                         var bPanel = jr < fullColumns ? g.B + (long)pc * g.Ldb + jc + jr : packB + (jr - fullColumns) * kc;
-                        long bs = jr < fullColumns ? g.Ldb : Nr;
+                        long bs = jr < fullColumns ? g.Ldb : StripWidth(nr);
                         for (var ir = 0; ir < mc; ir += Mr)
                         {
                             var c = g.C + (long)(ic + ir) * g.Ldc + jc + jr;
@@ -140,12 +144,22 @@ internal static unsafe class PackedGemm
         if (Vector256.IsHardwareAccelerated && Avx.IsSupported)
         {
             // A ragged edge tile: the padded strips are computed in full and only its rows and columns are stored.
-            Kernel256(kc, a, rs, ps, b, bs, c, ldc, alpha, beta, mr, nr);
+            Kernel256(kc, a, rs, ps, b, bs, c, ldc, alpha, beta, mr, Math.Min(nr, Half));
+            if (nr > Half)
+            {
+                Kernel256(kc, a, rs, ps, b + Half, bs, c + Half, ldc, alpha, beta, mr, nr - Half);
+            }
+
             return;
         }
 
+        // Without 256-bit vectors: 8-column pieces into a scratch tile, as many as the strip is wide.
         var tmp = stackalloc float[Mr * Nr];
-        Kernel(kc, a, rs, ps, b, bs, tmp, Nr, 1f, 0f);
+        for (var column = 0; column < StripWidth(nr); column += 8)
+        {
+            Kernel128(kc, a, rs, ps, b, bs, tmp, Nr, 1f, 0f, column);
+        }
+
         for (var r = 0; r < mr; r++)
         {
             var dst = c + (long)r * ldc;
@@ -159,14 +173,21 @@ internal static unsafe class PackedGemm
 
     private static void Kernel(int kc, float* a, long rs, long ps, float* b, long bs, float* c, int ldc, float alpha, float beta)
     {
-        if (Vector256.IsHardwareAccelerated)
+        if (Vector512.IsHardwareAccelerated)
         {
-            Kernel256(kc, a, rs, ps, b, bs, c, ldc, alpha, beta, Mr, Nr);
+            Kernel512(kc, a, rs, ps, b, bs, c, ldc, alpha, beta);
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            Kernel256(kc, a, rs, ps, b, bs, c, ldc, alpha, beta, Mr, Half);
+            Kernel256(kc, a, rs, ps, b + Half, bs, c + Half, ldc, alpha, beta, Mr, Half);
         }
         else
         {
-            Kernel128(kc, a, rs, ps, b, bs, c, ldc, alpha, beta, 0);
-            Kernel128(kc, a, rs, ps, b, bs, c, ldc, alpha, beta, 8);
+            for (var column = 0; column < Nr; column += 8)
+            {
+                Kernel128(kc, a, rs, ps, b, bs, c, ldc, alpha, beta, column);
+            }
         }
     }
 
@@ -179,7 +200,7 @@ internal static unsafe class PackedGemm
             for (var r = 0; r < Mr; r++)
             {
                 Sse.Prefetch0(c + (long)r * ldc);
-                Sse.Prefetch0(c + (long)r * ldc + Nr - 1);
+                Sse.Prefetch0(c + (long)r * ldc + Half - 1);
             }
         }
 
@@ -212,7 +233,7 @@ internal static unsafe class PackedGemm
             b += bs;
         }
 
-        if (mr == Mr && nr == Nr)
+        if (mr == Mr && nr == Half)
         {
             Store256(c, c00, c01, alpha, beta);
             Store256(c + ldc, c10, c11, alpha, beta);
@@ -247,6 +268,72 @@ internal static unsafe class PackedGemm
         if (mr > 5)
         {
             StorePartial256(c + 5L * ldc, c50, c51, nr, alpha, beta);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel512(int kc, float* a, long rs, long ps, float* b, long bs, float* c, int ldc, float alpha, float beta)
+    {
+        if (Sse.IsSupported)
+        {
+            for (var r = 0; r < Mr; r++)
+            {
+                Sse.Prefetch0(c + (long)r * ldc);
+                Sse.Prefetch0(c + (long)r * ldc + Nr - 1);
+            }
+        }
+
+        float* a0 = a, a1 = a + rs, a2 = a + 2 * rs, a3 = a + 3 * rs, a4 = a + 4 * rs, a5 = a + 5 * rs;
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        long end = kc * ps;
+        for (long off = 0; off != end; off += ps)
+        {
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(b + 16);
+            var av = Vector512.Create(a0[off]);
+            c00 = Vector512.MultiplyAddEstimate(av, b0, c00);
+            c01 = Vector512.MultiplyAddEstimate(av, b1, c01);
+            av = Vector512.Create(a1[off]);
+            c10 = Vector512.MultiplyAddEstimate(av, b0, c10);
+            c11 = Vector512.MultiplyAddEstimate(av, b1, c11);
+            av = Vector512.Create(a2[off]);
+            c20 = Vector512.MultiplyAddEstimate(av, b0, c20);
+            c21 = Vector512.MultiplyAddEstimate(av, b1, c21);
+            av = Vector512.Create(a3[off]);
+            c30 = Vector512.MultiplyAddEstimate(av, b0, c30);
+            c31 = Vector512.MultiplyAddEstimate(av, b1, c31);
+            av = Vector512.Create(a4[off]);
+            c40 = Vector512.MultiplyAddEstimate(av, b0, c40);
+            c41 = Vector512.MultiplyAddEstimate(av, b1, c41);
+            av = Vector512.Create(a5[off]);
+            c50 = Vector512.MultiplyAddEstimate(av, b0, c50);
+            c51 = Vector512.MultiplyAddEstimate(av, b1, c51);
+            b += bs;
+        }
+
+        Store512(c, c00, c01, alpha, beta);
+        Store512(c + ldc, c10, c11, alpha, beta);
+        Store512(c + 2L * ldc, c20, c21, alpha, beta);
+        Store512(c + 3L * ldc, c30, c31, alpha, beta);
+        Store512(c + 4L * ldc, c40, c41, alpha, beta);
+        Store512(c + 5L * ldc, c50, c51, alpha, beta);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store512(float* c, Vector512<float> lo, Vector512<float> hi, float alpha, float beta)
+    {
+        var va = Vector512.Create(alpha);
+        if (beta == 0)
+        {
+            (lo * va).Store(c);
+            (hi * va).Store(c + 16);
+        }
+        else
+        {
+            var vb = Vector512.Create(beta);
+            Vector512.MultiplyAddEstimate(lo, va, Vector512.Load(c) * vb).Store(c);
+            Vector512.MultiplyAddEstimate(hi, va, Vector512.Load(c + 16) * vb).Store(c + 16);
         }
     }
 
@@ -393,11 +480,15 @@ internal static unsafe class PackedGemm
     }
 
     /// <summary>Packs op(B)[pc..pc+kc, jc..jc+nc] as NR-column strips, element (p, j) of a strip at p * NR + j, zero-padded.</summary>
+    /// <summary>Row stride of a packed strip of <paramref name="nr"/> columns: a narrow last strip is packed 16 wide, for the 256-bit kernel alone.</summary>
+    private static int StripWidth(int nr) => nr <= Half ? Half : Nr;
+
     private static void PackB(in GemmCall g, int pc, int kc, int jc, int nc, float* dst)
     {
         for (var jr = 0; jr < nc; jr += Nr)
         {
             var nr = Math.Min(Nr, nc - jr);
+            var width = StripWidth(nr);
             var strip = dst + jr * kc;
             if (!g.TransB)
             {
@@ -405,11 +496,13 @@ internal static unsafe class PackedGemm
                 for (var p = 0; p < kc; p++)
                 {
                     var s = src + (long)p * g.Ldb;
-                    var d = strip + p * Nr;
+                    var d = strip + p * width;
                     if (nr == Nr && Vector256.IsHardwareAccelerated)
                     {
                         Vector256.Store(Vector256.Load(s), d);
                         Vector256.Store(Vector256.Load(s + 8), d + 8);
+                        Vector256.Store(Vector256.Load(s + 16), d + 16);
+                        Vector256.Store(Vector256.Load(s + 24), d + 24);
                         continue;
                     }
 
@@ -419,7 +512,7 @@ internal static unsafe class PackedGemm
                         d[j] = s[j];
                     }
 
-                    for (; j < Nr; j++)
+                    for (; j < width; j++)
                     {
                         d[j] = 0;
                     }
@@ -432,8 +525,10 @@ internal static unsafe class PackedGemm
                 var p = 0;
                 for (; p + 8 <= kc; p += 8)
                 {
-                    Transpose8x8(src + p, g.Ldb, strip + p * Nr, Nr);
-                    Transpose8x8(src + 8L * g.Ldb + p, g.Ldb, strip + p * Nr + 8, Nr);
+                    for (var j = 0; j < Nr; j += 8)
+                    {
+                        Transpose8x8(src + (long)j * g.Ldb + p, g.Ldb, strip + p * Nr + j, Nr);
+                    }
                 }
 
                 for (; p < kc; p++)
@@ -448,7 +543,7 @@ internal static unsafe class PackedGemm
             else
             {
                 // op(B)(p, j) = B[j, p]: walk each source row once.
-                for (var j = 0; j < Nr; j++)
+                for (var j = 0; j < width; j++)
                 {
                     var d = strip + j;
                     if (j < nr)
@@ -456,14 +551,14 @@ internal static unsafe class PackedGemm
                         var s = g.B + (long)(jc + jr + j) * g.Ldb + pc;
                         for (var p = 0; p < kc; p++)
                         {
-                            d[p * Nr] = s[p];
+                            d[p * width] = s[p];
                         }
                     }
                     else
                     {
                         for (var p = 0; p < kc; p++)
                         {
-                            d[p * Nr] = 0;
+                            d[p * width] = 0;
                         }
                     }
                 }
