@@ -437,6 +437,21 @@ internal static unsafe class PackedGemm
     /// <summary>Copies op(A)[i0..i0+mr, pc..pc+kc] as one MR-row strip, element (r, p) at p * MR + r, zero-padded.</summary>
     private static void PackStripA(in GemmCall g, int i0, int mr, int pc, int kc, float* dst)
     {
+        if (g.TransA && Avx.IsSupported)
+        {
+            // Row p of the stored A holds the strip's MR values side by side: a masked load (nothing read past the
+            // strip's rows) and a masked store of MR lanes per p.
+            var lanes = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+            var load = Vector256.LessThan(lanes, Vector256.Create(mr)).AsSingle();
+            var store = Vector256.LessThan(lanes, Vector256.Create(Mr)).AsSingle();
+            for (var p = 0; p < kc; p++)
+            {
+                Avx.MaskStore(dst + p * Mr, store, Avx.MaskLoad(g.A + (long)(pc + p) * g.Lda + i0, load));
+            }
+
+            return;
+        }
+
         if (g.TransA)
         {
             for (var p = 0; p < kc; p++)
@@ -503,6 +518,18 @@ internal static unsafe class PackedGemm
                         Vector256.Store(Vector256.Load(s + 8), d + 8);
                         Vector256.Store(Vector256.Load(s + 16), d + 16);
                         Vector256.Store(Vector256.Load(s + 24), d + 24);
+                        continue;
+                    }
+
+                    if (Avx.IsSupported)
+                    {
+                        // A ragged strip: masked loads read only its columns and leave zeros in the padding.
+                        for (var j8 = 0; j8 < width; j8 += 8)
+                        {
+                            var mask = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(nr - j8)).AsSingle();
+                            Avx.Store(d + j8, Avx.MaskLoad(s + j8, mask));
+                        }
+
                         continue;
                     }
 
