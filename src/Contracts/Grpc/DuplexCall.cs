@@ -1,3 +1,5 @@
+using System.Buffers;
+using Cluster.Contracts.Grpc.Http2;
 using Google.Protobuf;
 
 namespace Cluster.Contracts.Grpc;
@@ -6,22 +8,17 @@ namespace Cluster.Contracts.Grpc;
 public sealed class DuplexCall<TResponse> : IAsyncDisposable
     where TResponse : class, IMessage<TResponse>
 {
-    private readonly Stream _requestStream;
-    private readonly GrpcClient.PushContent _content;
-    private readonly Task<HttpResponseMessage> _response;
-    private readonly HttpRequestMessage _request;
+    private readonly Http2ClientStream _stream;
+    private readonly ResponseBodyStream _body;
     private readonly MessageParser<TResponse> _parser;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly FrameReader _frames;
-    private Stream? _responseStream;
-    private HttpResponseMessage? _responseMessage;
+    private IReadOnlyList<HeaderField>? _headers;
 
-    internal DuplexCall(Stream requestStream, GrpcClient.PushContent content, Task<HttpResponseMessage> response, HttpRequestMessage request, MessageParser<TResponse> parser, int maxMessageBytes)
+    internal DuplexCall(Http2ClientStream stream, MessageParser<TResponse> parser, int maxMessageBytes)
     {
-        _requestStream = requestStream;
-        _content = content;
-        _response = response;
-        _request = request;
+        _stream = stream;
+        _body = new ResponseBodyStream(stream);
         _parser = parser;
         _frames = new FrameReader(maxMessageBytes);
     }
@@ -33,13 +30,27 @@ public sealed class DuplexCall<TResponse> : IAsyncDisposable
     public ValueTask WriteAsync(IMessage message, CancellationToken cancellationToken) =>
         WriteLockedAsync(async () =>
         {
-            await GrpcFraming.WriteAsync(_requestStream, message, cancellationToken).ConfigureAwait(false);
-            return GrpcFraming.HeaderSize + message.CalculateSize();
+            var frame = GrpcFraming.Frame(message);
+            await _stream.WriteAsync(frame, default, endStream: false, cancellationToken).ConfigureAwait(false);
+            return frame.Length;
         }, cancellationToken);
 
-    /// <summary>Sends <paramref name="inner"/> as field <paramref name="outerField"/> of the envelope, with a tensor written in place (see <see cref="GrpcFraming.WriteWithTensorAsync"/>).</summary>
+    /// <summary>Sends <paramref name="inner"/> as field <paramref name="outerField"/> of the envelope, with a tensor written in place (see <see cref="GrpcFraming.WriteWithTensorAsync"/>): one DATA frame where the server allows it.</summary>
     public ValueTask WriteWithTensorAsync(int outerField, IMessage inner, int tensorField, ReadOnlyMemory<byte> tensor, CancellationToken cancellationToken) =>
-        WriteLockedAsync(() => GrpcFraming.WriteWithTensorAsync(_requestStream, outerField, inner, tensorField, tensor, cancellationToken), cancellationToken);
+        WriteLockedAsync(async () =>
+        {
+            var buffer = ArrayPool<byte>.Shared.Rent(GrpcFraming.TensorPrefixCapacity(inner));
+            try
+            {
+                var (prefix, frame) = GrpcFraming.WriteTensorPrefix(buffer, outerField, inner, tensorField, tensor.Length);
+                await _stream.WriteAsync(buffer.AsMemory(0, prefix), tensor, endStream: false, cancellationToken).ConfigureAwait(false);
+                return frame;
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }, cancellationToken);
 
     private async ValueTask WriteLockedAsync(Func<ValueTask<int>> write, CancellationToken cancellationToken)
     {
@@ -48,13 +59,14 @@ public sealed class DuplexCall<TResponse> : IAsyncDisposable
         {
             BytesSent += await write().ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is IOException or ObjectDisposedException or HttpRequestException or InvalidOperationException)
+        catch (IOException ex)
         {
             // A server that refused the call (bad token) may have answered already: report its status, not the write.
-            if (_response.IsCompletedSuccessfully)
+            if (_stream.ResponseHeaders.IsCompletedSuccessfully)
             {
-                GrpcClient.CheckResponse(_response.Result);
-                GrpcClient.ThrowIfError(_response.Result);
+                var headers = _stream.ResponseHeaders.Result;
+                GrpcClient.CheckResponse(headers);
+                GrpcClient.ThrowIfError(_stream.Trailers, headers);
             }
 
             throw new GrpcStatusException(GrpcStatusCode.Unavailable, $"The stream to the server broke: {ex.Message}", ex);
@@ -65,8 +77,21 @@ public sealed class DuplexCall<TResponse> : IAsyncDisposable
         }
     }
 
-    /// <summary>Ends the request stream (the server sees end of input).</summary>
-    public void CompleteWrites() => _content.Complete();
+    /// <summary>Ends the request stream (the server sees end of input) once the writes already queued are out.</summary>
+    public void CompleteWrites() => _ = CompleteWritesAsync();
+
+    private async Task CompleteWritesAsync()
+    {
+        await _writeLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            await _stream.CompleteWritesAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
 
     /// <summary>Reads the next message; null when the server ended the stream with OK. A non-OK end throws its status.</summary>
     public async ValueTask<TResponse?> ReadAsync(CancellationToken cancellationToken) =>
@@ -80,22 +105,21 @@ public sealed class DuplexCall<TResponse> : IAsyncDisposable
     {
         try
         {
-            if (_responseStream is null)
+            if (_headers is null)
             {
-                _responseMessage = await _response.WaitAsync(cancellationToken).ConfigureAwait(false);
-                GrpcClient.CheckResponse(_responseMessage);
-                _responseStream = await _responseMessage.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+                _headers = await _stream.ResponseHeaders.WaitAsync(cancellationToken).ConfigureAwait(false);
+                GrpcClient.CheckResponse(_headers);
             }
 
-            var frame = await _frames.ReadAsync(_responseStream, cancellationToken).ConfigureAwait(false);
+            var frame = await _frames.ReadAsync(_body, cancellationToken).ConfigureAwait(false);
             if (frame is null)
             {
-                GrpcClient.ThrowIfError(_responseMessage!);
+                GrpcClient.ThrowIfError(_stream.Trailers, _headers);
             }
 
             return frame;
         }
-        catch (Exception ex) when (ex is IOException or HttpRequestException)
+        catch (IOException ex)
         {
             throw new GrpcStatusException(GrpcStatusCode.Unavailable, $"The stream from the server broke: {ex.Message}", ex);
         }
@@ -104,21 +128,16 @@ public sealed class DuplexCall<TResponse> : IAsyncDisposable
     /// <inheritdoc/>
     public async ValueTask DisposeAsync()
     {
-        _content.Complete();
-        _responseMessage?.Dispose();
-        _request.Dispose();
         try
         {
-            if (!_response.IsCompleted)
-            {
-                await _response.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
-            }
+            await CompleteWritesAsync().WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
         }
-        catch (Exception)
+        catch (Exception ex) when (ex is TimeoutException or IOException or ObjectDisposedException)
         {
             // The call is being torn down; its outcome no longer matters.
         }
 
+        _stream.Abort();
         _writeLock.Dispose();
     }
 }

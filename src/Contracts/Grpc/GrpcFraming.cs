@@ -40,33 +40,45 @@ public static class GrpcFraming
     /// </summary>
     public static async ValueTask<int> WriteWithTensorAsync(Stream stream, int outerField, IMessage inner, int tensorField, ReadOnlyMemory<byte> tensor, CancellationToken cancellationToken)
     {
-        var innerSize = inner.CalculateSize();
-        var tensorTag = (uint)(tensorField << 3) | 2;
-        var body = innerSize + CodedOutputStream.ComputeRawVarint32Size(tensorTag) + CodedOutputStream.ComputeRawVarint32Size((uint)tensor.Length) + tensor.Length;
-        var outerTag = (uint)(outerField << 3) | 2;
-        var messageSize = CodedOutputStream.ComputeRawVarint32Size(outerTag) + CodedOutputStream.ComputeRawVarint32Size((uint)body) + body;
-        var prefixSize = HeaderSize + messageSize - tensor.Length;
-        var buffer = ArrayPool<byte>.Shared.Rent(prefixSize);
+        var buffer = ArrayPool<byte>.Shared.Rent(TensorPrefixCapacity(inner));
         try
         {
-            buffer[0] = 0;
-            BinaryPrimitives.WriteInt32BigEndian(buffer.AsSpan(1), messageSize);
-            var p = HeaderSize;
-            p += WriteVarint(buffer.AsSpan(p), outerTag);
-            p += WriteVarint(buffer.AsSpan(p), (uint)body);
-            inner.WriteTo(buffer.AsSpan(p, innerSize));
-            p += innerSize;
-            p += WriteVarint(buffer.AsSpan(p), tensorTag);
-            p += WriteVarint(buffer.AsSpan(p), (uint)tensor.Length);
-            await stream.WriteAsync(buffer.AsMemory(0, p), cancellationToken).ConfigureAwait(false);
+            var (prefix, frame) = WriteTensorPrefix(buffer, outerField, inner, tensorField, tensor.Length);
+            await stream.WriteAsync(buffer.AsMemory(0, prefix), cancellationToken).ConfigureAwait(false);
             await stream.WriteAsync(tensor, cancellationToken).ConfigureAwait(false);
             await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
-            return HeaderSize + messageSize;
+            return frame;
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>Bytes a buffer needs for <see cref="WriteTensorPrefix"/>.</summary>
+    public static int TensorPrefixCapacity(IMessage inner) => HeaderSize + inner.CalculateSize() + 32;
+
+    /// <summary>
+    /// Writes into <paramref name="buffer"/> everything of the frame described at <see cref="WriteWithTensorAsync"/> that
+    /// comes before the tensor's bytes; returns that prefix's length and the whole frame's length.
+    /// </summary>
+    public static (int PrefixLength, int FrameLength) WriteTensorPrefix(byte[] buffer, int outerField, IMessage inner, int tensorField, int tensorLength)
+    {
+        var innerSize = inner.CalculateSize();
+        var tensorTag = (uint)(tensorField << 3) | 2;
+        var body = innerSize + CodedOutputStream.ComputeRawVarint32Size(tensorTag) + CodedOutputStream.ComputeRawVarint32Size((uint)tensorLength) + tensorLength;
+        var outerTag = (uint)(outerField << 3) | 2;
+        var messageSize = CodedOutputStream.ComputeRawVarint32Size(outerTag) + CodedOutputStream.ComputeRawVarint32Size((uint)body) + body;
+        buffer[0] = 0;
+        BinaryPrimitives.WriteInt32BigEndian(buffer.AsSpan(1), messageSize);
+        var p = HeaderSize;
+        p += WriteVarint(buffer.AsSpan(p), outerTag);
+        p += WriteVarint(buffer.AsSpan(p), (uint)body);
+        inner.WriteTo(buffer.AsSpan(p, innerSize));
+        p += innerSize;
+        p += WriteVarint(buffer.AsSpan(p), tensorTag);
+        p += WriteVarint(buffer.AsSpan(p), (uint)tensorLength);
+        return (p, HeaderSize + messageSize);
     }
 
     private static int WriteVarint(Span<byte> destination, uint value)

@@ -1,0 +1,152 @@
+using System.Diagnostics;
+using Cluster.Contracts.Grpc;
+using Cluster.Contracts.Grpc.Http2;
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
+
+namespace Cluster.Contracts.Tests;
+
+public sealed class Http2ClientTests
+{
+    private static byte[] Hex(string hex) => Convert.FromHexString(hex.Replace(" ", "", StringComparison.Ordinal));
+
+    [Theory]
+    [InlineData("f1e3 c2e5 f23a 6ba0 ab90 f4ff", "www.example.com")]
+    [InlineData("a8eb 1064 9cbf", "no-cache")]
+    [InlineData("25a8 49e9 5ba9 7d7f", "custom-key")]
+    [InlineData("25a8 49e9 5bb8 e8b4 bf", "custom-value")]
+    public void Huffman_DecodesTheRfc7541Examples(string hex, string expected) =>
+        Assert.Equal(expected, HpackHuffman.Decode(Hex(hex)));
+
+    [Theory]
+    [InlineData("f1e3 c2e5 f23a 6ba0 ab90 f4fe")] // padding that is not all ones
+    [InlineData("f1e3 c2e5 f23a 6ba0 ab90 f4ff ff")] // a whole byte of padding
+    [InlineData("ffff fffc")] // the EOS symbol
+    public void Huffman_RejectsBadPaddingAndEos(string hex) =>
+        Assert.Throws<HpackException>(() => HpackHuffman.Decode(Hex(hex)));
+
+    [Fact]
+    public void Decoder_FollowsTheRfc7541RequestExamples_WithItsDynamicTable()
+    {
+        var decoder = new HpackDecoder();
+        var first = Decode(decoder, "8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff");
+        Assert.Equal([new(":method", "GET"), new(":scheme", "http"), new(":path", "/"), new(":authority", "www.example.com")], first);
+        var second = Decode(decoder, "8286 84be 5886 a8eb 1064 9cbf");
+        Assert.Equal([new(":method", "GET"), new(":scheme", "http"), new(":path", "/"), new(":authority", "www.example.com"), new("cache-control", "no-cache")], second);
+        var third = Decode(decoder, "8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf");
+        Assert.Equal([new(":method", "GET"), new(":scheme", "https"), new(":path", "/index.html"), new(":authority", "www.example.com"), new("custom-key", "custom-value")], third);
+    }
+
+    [Fact]
+    public void Decoder_EvictsTheOldestEntries_AndRejectsIndicesOutsideTheTable()
+    {
+        // Table of 70 bytes: each entry "aa: bb" costs 36, so the second insertion evicts the first.
+        var decoder = new HpackDecoder(maxTableSize: 70);
+        Assert.Equal([new HeaderField("aa", "bb")], Decode(decoder, "40 02 6161 02 6262"));
+        Assert.Equal([new HeaderField("cc", "dd")], Decode(decoder, "40 02 6363 02 6464"));
+        Assert.Equal([new HeaderField("cc", "dd")], Decode(decoder, "be"));
+        Assert.Throws<HpackException>(() => Decode(decoder, "bf"));
+        Assert.Throws<HpackException>(() => Decode(decoder, "80"));
+        Assert.Throws<HpackException>(() => Decode(decoder, "40 05 6161"));
+        Assert.Throws<HpackException>(() => Decode(decoder, "3f e1 1f")); // a table size above the advertised one
+    }
+
+    [Fact]
+    public void Encoder_BlocksDecodeToTheSameFields()
+    {
+        var block = new List<byte>();
+        HeaderField[] fields = [new(":method", "POST"), new(":scheme", "http"), new(":path", "/cluster.v1.Coordinator/Join"), new("authorization", "Bearer " + new string('x', 300))];
+        foreach (var (name, value) in fields)
+        {
+            HpackEncoder.Write(block, name, value);
+        }
+
+        var decoded = new List<HeaderField>();
+        new HpackDecoder().Decode(block.ToArray(), decoded);
+        Assert.Equal(fields, decoded);
+    }
+
+    private static List<HeaderField> Decode(HpackDecoder decoder, string hex)
+    {
+        var fields = new List<HeaderField>();
+        decoder.Decode(Hex(hex), fields);
+        return fields;
+    }
+
+    [Fact]
+    public async Task Client_TalksToPythonGrpcio_UnaryErrorsLargeMessagesAndStreams()
+    {
+        var script = Path.Combine(AppContext.BaseDirectory, "grpcio_echo_server.py");
+        var portFile = Path.Combine(Path.GetTempPath(), $"grpcio-port-{Guid.NewGuid():N}");
+        var psi = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardInput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(script);
+        psi.ArgumentList.Add(portFile);
+        psi.Environment["no_proxy"] = "*";
+        using var server = Process.Start(psi)!;
+        try
+        {
+            var errors = server.StandardError.ReadToEndAsync();
+            var waited = Stopwatch.StartNew();
+            while (!File.Exists(portFile) && !server.HasExited && waited.Elapsed < TimeSpan.FromSeconds(60))
+            {
+                await Task.Delay(50);
+            }
+
+            Assert.True(File.Exists(portFile), $"the grpcio server did not start: {(server.HasExited ? await errors : "no port after 60 s")}");
+            var port = int.Parse(await File.ReadAllTextAsync(portFile), System.Globalization.CultureInfo.InvariantCulture);
+            using var client = new GrpcClient(new Uri($"http://127.0.0.1:{port}"));
+
+            // Unary, small and large both ways (grpcio uses 16 KiB frames and small windows: many frames and WINDOW_UPDATEs).
+            var small = new BytesValue { Value = ByteString.CopyFromUtf8("hello") };
+            Assert.Equal(small, await client.UnaryAsync("/test.Echo/Echo", small, BytesValue.Parser, TimeSpan.FromSeconds(30)));
+            var payload = new byte[3 * 1024 * 1024 + 17];
+            Random.Shared.NextBytes(payload);
+            var large = new BytesValue { Value = ByteString.CopyFrom(payload) };
+            Assert.Equal(large, await client.UnaryAsync("/test.Echo/Echo", large, BytesValue.Parser, TimeSpan.FromSeconds(30)));
+            var big = await client.UnaryAsync("/test.Echo/Big", new BytesValue { Value = ByteString.CopyFromUtf8("20000000") }, BytesValue.Parser, TimeSpan.FromSeconds(60));
+            Assert.Equal(20_000_000, big.Value.Length);
+            Assert.Equal((byte)(12_345_678L * 7 % 251), big.Value[12_345_678]);
+
+            // A failed call: status and percent-decoded message from the trailers.
+            var ex = await Assert.ThrowsAsync<GrpcStatusException>(() => client.UnaryAsync("/test.Echo/Fail", small, BytesValue.Parser, TimeSpan.FromSeconds(30)));
+            Assert.Equal(GrpcStatusCode.InvalidArgument, ex.Status);
+            Assert.Equal("bad input: 100% wrong \u00fc", ex.Message);
+            var unknown = await Assert.ThrowsAsync<GrpcStatusException>(() => client.UnaryAsync("/test.Echo/Nope", small, BytesValue.Parser, TimeSpan.FromSeconds(30)));
+            Assert.Equal(GrpcStatusCode.Unimplemented, unknown.Status);
+
+            // A bidirectional stream: every message comes back in order, including one written with a tensor appended.
+            await using var call = await client.DuplexAsync("/test.Echo/Chat", BytesValue.Parser);
+            for (var i = 0; i < 5; i++)
+            {
+                var m = new BytesValue { Value = ByteString.CopyFrom(payload.AsSpan(0, i * 300_000 + 1)) };
+                await call.WriteAsync(m, CancellationToken.None);
+                Assert.Equal(m, await call.ReadAsync(CancellationToken.None));
+            }
+
+            call.CompleteWrites();
+            Assert.Null(await call.ReadAsync(CancellationToken.None));
+        }
+        finally
+        {
+            server.StandardInput.Close();
+            if (!server.WaitForExit(10_000))
+            {
+                server.Kill();
+            }
+
+            File.Delete(portFile);
+        }
+    }
+
+    [Fact]
+    public async Task Client_ReportsAnUnreachableServerAsUnavailable()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        using var client = new GrpcClient(new Uri($"http://127.0.0.1:{port}"));
+        var ex = await Assert.ThrowsAsync<GrpcStatusException>(() => client.UnaryAsync("/test.Echo/Echo", new BytesValue(), BytesValue.Parser, TimeSpan.FromSeconds(10)));
+        Assert.Equal(GrpcStatusCode.Unavailable, ex.Status);
+    }
+}
