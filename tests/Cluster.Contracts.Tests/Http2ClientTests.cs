@@ -149,4 +149,84 @@ public sealed class Http2ClientTests
         var ex = await Assert.ThrowsAsync<GrpcStatusException>(() => client.UnaryAsync("/test.Echo/Echo", new BytesValue(), BytesValue.Parser, TimeSpan.FromSeconds(10)));
         Assert.Equal(GrpcStatusCode.Unavailable, ex.Status);
     }
+
+    /// <summary>A raw TCP "server" that completes the HTTP/2 handshake and then does what the test says.</summary>
+    private static async Task<(System.Net.Sockets.TcpListener Listener, Task<System.Net.Sockets.Socket> Accepted)> RawServerAsync()
+    {
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        async Task<System.Net.Sockets.Socket> AcceptAsync()
+        {
+            var socket = await listener.AcceptSocketAsync();
+            // Client preface (24 bytes) and its SETTINGS frame are read; the server's empty SETTINGS is sent.
+            var buffer = new byte[24 + 9];
+            var got = 0;
+            while (got < buffer.Length)
+            {
+                got += await socket.ReceiveAsync(buffer.AsMemory(got));
+            }
+
+            var settingsLength = (buffer[24] << 16) | (buffer[25] << 8) | buffer[26];
+            var rest = new byte[settingsLength];
+            got = 0;
+            while (got < rest.Length)
+            {
+                got += await socket.ReceiveAsync(rest.AsMemory(got));
+            }
+
+            await socket.SendAsync(new byte[] { 0, 0, 0, 4, 0, 0, 0, 0, 0 });
+            return socket;
+        }
+
+        await Task.Yield();
+        return (listener, AcceptAsync());
+    }
+
+    private static readonly HeaderField[] RequestHeaders = [new(":method", "POST"), new(":scheme", "http"), new(":path", "/t/T"), new(":authority", "x")];
+
+    [Fact]
+    public async Task Connection_DeclaresASilentServerDead_AfterAnUnansweredPing()
+    {
+        var (listener, accepted) = await RawServerAsync();
+        try
+        {
+            var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+            var settings = new Http2ClientSettings { KeepAlivePingDelay = TimeSpan.FromMilliseconds(200), KeepAlivePingTimeout = TimeSpan.FromMilliseconds(300) };
+            await using var connection = await Http2ClientConnection.ConnectAsync("127.0.0.1", port, settings, CancellationToken.None);
+            using var server = await accepted;
+            var stream = await connection.OpenStreamAsync(RequestHeaders, endStream: false, CancellationToken.None);
+            var ex = await Assert.ThrowsAsync<IOException>(() => stream.ResponseHeaders.WaitAsync(TimeSpan.FromSeconds(30)));
+            Assert.Contains("keep-alive ping", ex.Message, StringComparison.Ordinal);
+            Assert.False(connection.IsUsable);
+        }
+        finally
+        {
+            listener.Stop();
+        }
+    }
+
+    [Theory]
+    [InlineData("00 00 02 01 05 00 00 00 01 bf 80", "Malformed header block")] // HEADERS whose HPACK index is not in any table
+    [InlineData("00 00 05 06 00 00 00 00 00 00 00 00 00 00", "Malformed PING")] // a PING of 5 bytes
+    [InlineData("00 00 00 09 04 00 00 00 01", "CONTINUATION without a HEADERS frame")]
+    [InlineData("ff ff ff 00 00 00 00 00 01", "frame; the limit is")] // a DATA frame over the advertised limit
+    public async Task Connection_FailsWithAClearError_OnMalformedFramesFromTheServer(string frameHex, string expected)
+    {
+        var (listener, accepted) = await RawServerAsync();
+        try
+        {
+            var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+            await using var connection = await Http2ClientConnection.ConnectAsync("127.0.0.1", port, new Http2ClientSettings { MaxFrameSize = 1 << 20 }, CancellationToken.None);
+            using var server = await accepted;
+            var stream = await connection.OpenStreamAsync(RequestHeaders, endStream: false, CancellationToken.None);
+            await server.SendAsync(Hex(frameHex));
+            var ex = await Assert.ThrowsAsync<IOException>(() => stream.ResponseHeaders.WaitAsync(TimeSpan.FromSeconds(30)));
+            Assert.Contains(expected, ex.Message, StringComparison.Ordinal);
+            Assert.False(connection.IsUsable);
+        }
+        finally
+        {
+            listener.Stop();
+        }
+    }
 }
