@@ -52,6 +52,7 @@ public sealed class Http2ClientConnection : IAsyncDisposable
     private readonly HpackDecoder _decoder = new();
     private readonly byte[] _readBuffer = new byte[64 * 1024];
     private readonly TaskCompletionSource _settingsReceived = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // Never disposed: it has no timer, and a late failure on the read loop may still cancel it.
     private readonly CancellationTokenSource _closing = new();
     private int _readStart;
     private int _readEnd;
@@ -962,7 +963,6 @@ public sealed class Http2ClientConnection : IAsyncDisposable
 
         await _stream.DisposeAsync().ConfigureAwait(false);
         _socket.Dispose();
-        _closing.Dispose();
     }
 }
 
