@@ -35,9 +35,9 @@ public sealed record Http2ClientSettings
 /// </summary>
 public sealed class Http2ClientConnection : IAsyncDisposable
 {
-    internal const byte Data = 0, Headers = 1, Priority = 2, RstStream = 3, Settings = 4, PushPromise = 5, Ping = 6, GoAway = 7, WindowUpdate = 8, Continuation = 9;
+    internal const byte Data = 0, Headers = 1, RstStream = 3, Settings = 4, PushPromise = 5, Ping = 6, GoAway = 7, WindowUpdate = 8, Continuation = 9;
     internal const byte EndStream = 0x1, Ack = 0x1, EndHeaders = 0x4, Padded = 0x8, PriorityFlag = 0x20;
-    internal const int ProtocolError = 1, InternalError = 2, FlowControlError = 3, FrameSizeError = 6, Cancel = 8, CompressionError = 9;
+    internal const int ProtocolError = 1, FlowControlError = 3, FrameSizeError = 6, Cancel = 8, CompressionError = 9;
     private const int FrameHeaderSize = 9;
     private const int DefaultWindow = 65535;
     private static readonly byte[] Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8.ToArray();
@@ -51,6 +51,8 @@ public sealed class Http2ClientConnection : IAsyncDisposable
     private readonly Dictionary<int, Http2ClientStream> _streams = [];
     private readonly HpackDecoder _decoder = new();
     private readonly byte[] _readBuffer = new byte[64 * 1024];
+    private readonly byte[] _dataHeader = new byte[FrameHeaderSize];
+    private readonly List<ArraySegment<byte>> _segments = new(3);
     private readonly TaskCompletionSource _settingsReceived = new(TaskCreationOptions.RunContinuationsAsynchronously);
     // Never disposed: it has no timer, and a late failure on the read loop may still cancel it.
     private readonly CancellationTokenSource _closing = new();
@@ -244,7 +246,6 @@ public sealed class Http2ClientConnection : IAsyncDisposable
     {
         var total = a.Length + b.Length;
         var sent = 0;
-        var header = new byte[FrameHeaderSize];
         do
         {
             var credit = total == 0 ? 0 : await TakeCreditAsync(stream, total - sent, cancellationToken).ConfigureAwait(false);
@@ -258,11 +259,11 @@ public sealed class Http2ClientConnection : IAsyncDisposable
 
                 stream.ThrowIfSendClosed();
                 var last = sent + credit == total;
-                WriteHeader(header, credit, Data, (byte)(last && endStream ? EndStream : 0), stream.Id);
+                WriteHeader(_dataHeader, credit, Data, (byte)(last && endStream ? EndStream : 0), stream.Id);
                 // The part of a and b that falls in [sent, sent + credit).
                 var first = Slice(a, sent, credit);
                 var second = Slice(b, sent - a.Length, credit - first.Length);
-                await WriteRawAsync(header, first, second).ConfigureAwait(false);
+                await WriteRawAsync(_dataHeader, first, second).ConfigureAwait(false);
                 if (last && endStream)
                 {
                     stream.MarkSendClosed();
@@ -314,26 +315,16 @@ public sealed class Http2ClientConnection : IAsyncDisposable
     {
         try
         {
-            if (_plain && System.Runtime.InteropServices.MemoryMarshal.TryGetArray(a, out var sa)
-                && (b.IsEmpty || System.Runtime.InteropServices.MemoryMarshal.TryGetArray(b, out _))
-                && (c.IsEmpty || System.Runtime.InteropServices.MemoryMarshal.TryGetArray(c, out _)))
+            // The caller holds the write lock, so the segment list is reused.
+            _segments.Clear();
+            if (_plain && AddSegment(a) && AddSegment(b) && AddSegment(c))
             {
-                var segments = new List<ArraySegment<byte>>(3) { sa };
-                foreach (var m in new[] { b, c })
-                {
-                    if (!m.IsEmpty && System.Runtime.InteropServices.MemoryMarshal.TryGetArray(m, out var s))
-                    {
-                        segments.Add(s);
-                    }
-                }
-
                 var total = a.Length + b.Length + c.Length;
-                var done = await _socket.SendAsync(segments, SocketFlags.None).ConfigureAwait(false);
+                var done = await _socket.SendAsync(_segments, SocketFlags.None).ConfigureAwait(false);
                 // A short send (the kernel buffer filled up) continues from where it stopped.
                 while (done < total)
                 {
-                    var rest = Skip(segments, done);
-                    done += await _socket.SendAsync(rest, SocketFlags.None).ConfigureAwait(false);
+                    done += await _socket.SendAsync(Skip(_segments, done), SocketFlags.None).ConfigureAwait(false);
                 }
 
                 return;
@@ -357,6 +348,23 @@ public sealed class Http2ClientConnection : IAsyncDisposable
             Fail(new IOException($"Writing to the server failed: {ex.Message}", ex));
             throw new IOException($"Writing to the server failed: {ex.Message}", ex);
         }
+    }
+
+    /// <summary>Adds an array-backed piece to the gathered send; false when one is not (then the stream is written).</summary>
+    private bool AddSegment(ReadOnlyMemory<byte> m)
+    {
+        if (m.IsEmpty)
+        {
+            return true;
+        }
+
+        if (!System.Runtime.InteropServices.MemoryMarshal.TryGetArray(m, out var segment))
+        {
+            return false;
+        }
+
+        _segments.Add(segment);
+        return true;
     }
 
     private static List<ArraySegment<byte>> Skip(List<ArraySegment<byte>> segments, int count)
