@@ -86,6 +86,79 @@ public sealed class GemmTests
 
     [Theory]
     [MemberData(nameof(Backends))]
+    public void Gemm_NarrowOutputs_MatchReference(string name, int threads)
+    {
+        // Up to 12 columns (an output layer) the managed backend vectorises along M: 16-row tiles, A packed by 8x8
+        // transposes (K tails of 1..7), ragged last tiles, transposed B, and several K blocks.
+        using var backend = BackendFactory.Create(name, threads);
+        var seed = 5000UL;
+        foreach (var ta in new[] { false, true })
+        {
+            foreach (var tb in new[] { false, true })
+            {
+                for (var n = 1; n <= 13; n++)
+                {
+                    foreach (var (m, k) in new[] { (1, 1), (15, 7), (16, 8), (17, 9), (33, 64), (64, 257) })
+                    {
+                        Check(backend, ta, tb, m, n, k, 1f, 0f, seed++);
+                        Check(backend, ta, tb, m, n, k, -0.5f, 1.5f, seed++, pad: 2);
+                    }
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void Gemm_NarrowAndWideTiles_GiveIdenticalBits()
+    {
+        // A 10-column C is computed by the narrow path; the same columns inside a 40-column C by the wide tiles.
+        // Both must be the same fused multiply-adds in the same order, or the thread count (which changes how C is
+        // split) would change the weights.
+        using var backend = new ManagedBackend(1);
+        foreach (var (ta, tb) in new[] { (false, false), (true, false), (false, true), (true, true) })
+        {
+            const int m = 37, k = 300, wide = 40, narrow = 10;
+            var a = Tolerances.RandomVector(m * k, 70);
+            var bWide = Tolerances.RandomVector(k * wide, 71);
+            var bNarrow = new float[k * narrow];
+            for (var p = 0; p < k; p++)
+            {
+                for (var j = 0; j < narrow; j++)
+                {
+                    // op(B)(p, j) in each layout: row-major K x N, or its transpose N x K.
+                    if (tb)
+                    {
+                        bNarrow[j * k + p] = bWide[j * k + p];
+                    }
+                    else
+                    {
+                        bNarrow[p * narrow + j] = bWide[p * wide + j];
+                    }
+                }
+            }
+
+            var cWide = Tolerances.RandomVector(m * wide, 72);
+            var cNarrow = new float[m * narrow];
+            for (var i = 0; i < m; i++)
+            {
+                Array.Copy(cWide, i * wide, cNarrow, i * narrow, narrow);
+            }
+
+            int lda = ta ? m : k;
+            backend.Gemm(ta, tb, m, wide, k, 0.75f, a, lda, bWide, tb ? k : wide, 0.5f, cWide, wide);
+            backend.Gemm(ta, tb, m, narrow, k, 0.75f, a, lda, bNarrow, tb ? k : narrow, 0.5f, cNarrow, narrow);
+            for (var i = 0; i < m; i++)
+            {
+                for (var j = 0; j < narrow; j++)
+                {
+                    Assert.Equal(cWide[i * wide + j], cNarrow[i * narrow + j]);
+                }
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Backends))]
     public void Gemm_LargeBlockedShapes_MatchReference(string name, int threads)
     {
         using var backend = BackendFactory.Create(name, threads);

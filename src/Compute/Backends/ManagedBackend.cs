@@ -7,7 +7,7 @@ namespace Cluster.Compute.Backends;
 public sealed unsafe class ManagedBackend : ComputeBackend
 {
     // Below this many multiply-adds per thread, forking costs more than it saves.
-    private const long MinWorkPerThread = 48L * 48 * 48;
+    private const long MinWorkPerThread = 16L * 32 * 32;
     private readonly ThreadTeam? _team;
     private readonly GemmJob _job;
     private readonly Lock _gemmLock = new();
@@ -104,11 +104,14 @@ public sealed unsafe class ManagedBackend : ComputeBackend
             _parts = parts;
             // Split whichever dimension has more micro-tiles, in whole tiles, so each element has one owner and the
             // result does not depend on the thread count.
-            var columnTiles = (Call.N + PackedGemm.Nr - 1) / PackedGemm.Nr;
-            var rowTiles = (Call.M + PackedGemm.Mr - 1) / PackedGemm.Mr;
+            // A narrow C (an output layer) is computed in 16-row tiles along M, so it is split in those.
+            var narrow = NarrowGemm.Applies(Call.N);
+            var rowTile = narrow ? NarrowGemm.Rows : PackedGemm.Mr;
+            var columnTiles = narrow ? 1 : (Call.N + PackedGemm.Nr - 1) / PackedGemm.Nr;
+            var rowTiles = (Call.M + rowTile - 1) / rowTile;
             _splitColumns = columnTiles >= rowTiles;
             var tiles = _splitColumns ? columnTiles : rowTiles;
-            var tileSize = _splitColumns ? PackedGemm.Nr : PackedGemm.Mr;
+            var tileSize = _splitColumns ? PackedGemm.Nr : rowTile;
             _stride = (tiles + parts - 1) / parts * tileSize;
         }
 

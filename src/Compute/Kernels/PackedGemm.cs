@@ -26,7 +26,8 @@ internal unsafe struct GemmCall
 /// Cache-blocked GEMM on packed panels (the BLIS loop nest): B is packed into KC x NR strips that stay in L1,
 /// A into MC x KC blocks of MR-row strips that stay in L2, and a 6x32 register-blocked FMA micro-kernel (two 512-bit
 /// vectors per row where the CPU has them, else two 6x16 tiles of 256-bit vectors, else 128-bit pieces)
-/// computes each tile. The transposes are absorbed by the packing routines.
+/// computes each tile. The transposes are absorbed by the packing routines. A C of at most 12 columns goes to
+/// <see cref="NarrowGemm"/> instead.
 /// </summary>
 internal static unsafe class PackedGemm
 {
@@ -62,6 +63,12 @@ internal static unsafe class PackedGemm
         if (g.K == 0 || g.Alpha == 0)
         {
             ScaleBlock(g, rowStart, rowEnd, colStart, colEnd);
+            return;
+        }
+
+        if (NarrowGemm.Applies(colEnd - colStart))
+        {
+            NarrowGemm.Compute(g, rowStart, rowEnd, colStart, colEnd, packA, packB);
             return;
         }
 
@@ -141,6 +148,14 @@ internal static unsafe class PackedGemm
             return;
         }
 
+        if (Vector512.IsHardwareAccelerated && Avx512F.IsSupported && nr > Half)
+        {
+            // A 32-column strip short of rows or columns: the 512-bit kernel, storing only the tile's rows and
+            // (by an AVX-512 mask, as fast as a plain store) its columns.
+            Kernel512(kc, a, rs, ps, b, bs, c, ldc, alpha, beta, mr, nr);
+            return;
+        }
+
         if (Vector256.IsHardwareAccelerated && Avx.IsSupported)
         {
             // A ragged edge tile: the padded strips are computed in full and only its rows and columns are stored.
@@ -175,7 +190,7 @@ internal static unsafe class PackedGemm
     {
         if (Vector512.IsHardwareAccelerated)
         {
-            Kernel512(kc, a, rs, ps, b, bs, c, ldc, alpha, beta);
+            Kernel512(kc, a, rs, ps, b, bs, c, ldc, alpha, beta, Mr, Nr);
         }
         else if (Vector256.IsHardwareAccelerated)
         {
@@ -272,7 +287,7 @@ internal static unsafe class PackedGemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel512(int kc, float* a, long rs, long ps, float* b, long bs, float* c, int ldc, float alpha, float beta)
+    private static void Kernel512(int kc, float* a, long rs, long ps, float* b, long bs, float* c, int ldc, float alpha, float beta, int mr, int nr)
     {
         if (Sse.IsSupported)
         {
@@ -312,12 +327,62 @@ internal static unsafe class PackedGemm
             b += bs;
         }
 
-        Store512(c, c00, c01, alpha, beta);
-        Store512(c + ldc, c10, c11, alpha, beta);
-        Store512(c + 2L * ldc, c20, c21, alpha, beta);
-        Store512(c + 3L * ldc, c30, c31, alpha, beta);
-        Store512(c + 4L * ldc, c40, c41, alpha, beta);
-        Store512(c + 5L * ldc, c50, c51, alpha, beta);
+        if (mr == Mr && nr == Nr)
+        {
+            Store512(c, c00, c01, alpha, beta);
+            Store512(c + ldc, c10, c11, alpha, beta);
+            Store512(c + 2L * ldc, c20, c21, alpha, beta);
+            Store512(c + 3L * ldc, c30, c31, alpha, beta);
+            Store512(c + 4L * ldc, c40, c41, alpha, beta);
+            Store512(c + 5L * ldc, c50, c51, alpha, beta);
+            return;
+        }
+
+        var lanes = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        var maskHi = Vector512.LessThan(lanes, Vector512.Create(nr - 16)).AsSingle();
+        StorePartial512(c, c00, c01, maskHi, alpha, beta);
+        if (mr > 1)
+        {
+            StorePartial512(c + ldc, c10, c11, maskHi, alpha, beta);
+        }
+
+        if (mr > 2)
+        {
+            StorePartial512(c + 2L * ldc, c20, c21, maskHi, alpha, beta);
+        }
+
+        if (mr > 3)
+        {
+            StorePartial512(c + 3L * ldc, c30, c31, maskHi, alpha, beta);
+        }
+
+        if (mr > 4)
+        {
+            StorePartial512(c + 4L * ldc, c40, c41, maskHi, alpha, beta);
+        }
+
+        if (mr > 5)
+        {
+            StorePartial512(c + 5L * ldc, c50, c51, maskHi, alpha, beta);
+        }
+    }
+
+    /// <summary>Stores a row of 16 + (up to 16 masked) columns; masked lanes are neither read nor written.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StorePartial512(float* c, Vector512<float> lo, Vector512<float> hi, Vector512<float> maskHi, float alpha, float beta)
+    {
+        var va = Vector512.Create(alpha);
+        if (beta == 0)
+        {
+            (lo * va).Store(c);
+            Avx512F.MaskStore(c + 16, maskHi, hi * va);
+        }
+        else
+        {
+            var vb = Vector512.Create(beta);
+            Vector512.MultiplyAddEstimate(lo, va, Vector512.Load(c) * vb).Store(c);
+            Avx512F.MaskStore(c + 16, maskHi, Vector512.MultiplyAddEstimate(hi, va, Avx512F.MaskLoad(c + 16, maskHi, Vector512<float>.Zero) * vb));
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -595,7 +660,7 @@ internal static unsafe class PackedGemm
 
     /// <summary>Writes the transpose of the 8x8 block at <paramref name="src"/> (row stride <paramref name="lds"/>) to <paramref name="dst"/> (row stride <paramref name="ldd"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Transpose8x8(float* src, long lds, float* dst, long ldd)
+    internal static void Transpose8x8(float* src, long lds, float* dst, long ldd)
     {
         var r0 = Avx.LoadVector256(src);
         var r1 = Avx.LoadVector256(src + lds);
