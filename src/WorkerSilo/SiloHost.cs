@@ -53,7 +53,7 @@ public sealed partial class SiloHost
     /// </summary>
     public async Task<int> RunAsync(CancellationToken cancellationToken)
     {
-        using var client = new GrpcClient(_options.Coordinator, new GrpcClientOptions
+        await using var client = new GrpcClient(_options.Coordinator, new GrpcClientOptions
         {
             Token = _options.Token,
             MaxMessageBytes = _options.MaxMessageBytes,

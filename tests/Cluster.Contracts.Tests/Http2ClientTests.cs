@@ -94,7 +94,7 @@ public sealed class Http2ClientTests
 
             Assert.True(File.Exists(portFile), $"the grpcio server did not start: {(server.HasExited ? await errors : "no port after 60 s")}");
             var port = int.Parse(await File.ReadAllTextAsync(portFile), System.Globalization.CultureInfo.InvariantCulture);
-            using var client = new GrpcClient(new Uri($"http://127.0.0.1:{port}"));
+            await using var client = new GrpcClient(new Uri($"http://127.0.0.1:{port}"));
 
             // Unary, small and large both ways (grpcio uses 16 KiB frames and small windows: many frames and WINDOW_UPDATEs).
             var small = new BytesValue { Value = ByteString.CopyFromUtf8("hello") };
@@ -145,7 +145,7 @@ public sealed class Http2ClientTests
         listener.Start();
         var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
         listener.Stop();
-        using var client = new GrpcClient(new Uri($"http://127.0.0.1:{port}"));
+        await using var client = new GrpcClient(new Uri($"http://127.0.0.1:{port}"));
         var ex = await Assert.ThrowsAsync<GrpcStatusException>(() => client.UnaryAsync("/test.Echo/Echo", new BytesValue(), BytesValue.Parser, TimeSpan.FromSeconds(10)));
         Assert.Equal(GrpcStatusCode.Unavailable, ex.Status);
     }

@@ -11,7 +11,7 @@ public sealed class EndpointTests(EndpointFixture fixture) : IClassFixture<Endpo
     [Fact]
     public async Task GetStatus_WithoutToken_Answers()
     {
-        using var client = new GrpcClient(fixture.Endpoint.GrpcAddress);
+        await using var client = new GrpcClient(fixture.Endpoint.GrpcAddress);
         var reply = await client.UnaryAsync(GrpcProtocol.GetStatusPath, new StatusRequest(), StatusReply.Parser, TimeSpan.FromSeconds(10));
         Assert.Equal("waiting", reply.State);
         Assert.Equal(2, reply.Epochs);
@@ -25,7 +25,7 @@ public sealed class EndpointTests(EndpointFixture fixture) : IClassFixture<Endpo
         var (status, message, _) = await fixture.RawAsync("/cluster.v1.Coordinator/Nope", GrpcFraming.Frame(new StatusRequest()));
         Assert.Equal(GrpcStatusCode.Unimplemented, status);
         Assert.Contains("/cluster.v1.Coordinator/Nope", message);
-        using var client = new GrpcClient(fixture.Endpoint.GrpcAddress);
+        await using var client = new GrpcClient(fixture.Endpoint.GrpcAddress);
         var ex = await Assert.ThrowsAsync<GrpcStatusException>(() => client.UnaryAsync("/other.Service/Call", new StatusRequest(), StatusReply.Parser));
         Assert.Equal(GrpcStatusCode.Unimplemented, ex.Status);
     }
@@ -110,7 +110,7 @@ public sealed class EndpointTests(EndpointFixture fixture) : IClassFixture<Endpo
     public async Task Deadline_PassedWhileWaiting_IsDeadlineExceeded()
     {
         // An open stream that never sends its hello: the server gives up at the caller's deadline.
-        using var client = new GrpcClient(fixture.Endpoint.GrpcAddress, new GrpcClientOptions { Token = EndpointFixture.Token });
+        await using var client = new GrpcClient(fixture.Endpoint.GrpcAddress, new GrpcClientOptions { Token = EndpointFixture.Token });
         using var http = new HttpClient();
         var content = new StreamingBody();
         using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(fixture.Endpoint.GrpcAddress, GrpcProtocol.JoinPath)) { Version = System.Net.HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact, Content = content };

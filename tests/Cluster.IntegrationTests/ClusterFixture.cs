@@ -53,10 +53,7 @@ public sealed class ClusterFixture : IAsyncDisposable
 
         psi.Environment["CLUSTER_TOKEN"] = token;
         var p = Process.Start(psi)!;
-        p.OutputDataReceived += (_, _) => { };
-        p.ErrorDataReceived += (_, _) => { };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
+        _ = ChildOutput.Pump(p, $"worker-{id}", _ => { });
         _workers[id] = p;
     }
 

@@ -8,6 +8,7 @@ using System.Text.Json;
 using Cluster.Coordinator.Cli;
 using Cluster.WorkerSilo;
 using YamlDotNet.RepresentationModel;
+using Cluster.Coordinator.Runs;
 
 namespace Cluster.IntegrationTests;
 
@@ -239,7 +240,7 @@ public sealed class DeployTests
                 ["CLUSTER_HTTP_PORT"] = coordinatorHttp.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 ["CLUSTER_DATASET"] = csv,
                 ["CLUSTER_LABEL"] = "label",
-                ["CLUSTER_EPOCHS"] = "400",
+                ["CLUSTER_EPOCHS"] = "1000000", // runs until the test kills it: a finished run would close the probes
                 ["CLUSTER_TOKEN"] = "entrypoint-token",
             };
             processes.Add(StartEntrypoint("Dockerfile.coordinator", environment));
@@ -304,10 +305,7 @@ public sealed class DeployTests
         }
 
         var p = Process.Start(psi)!;
-        p.OutputDataReceived += (_, _) => { };
-        p.ErrorDataReceived += (_, _) => { };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
+        _ = ChildOutput.Pump(p, "deploy", _ => { });
         return p;
     }
 

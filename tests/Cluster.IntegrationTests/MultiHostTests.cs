@@ -5,6 +5,7 @@ using Cluster.Compute.Data;
 using Cluster.Contracts.Grpc;
 using Cluster.Contracts.V1;
 using Xunit.Abstractions;
+using Cluster.Coordinator.Runs;
 
 namespace Cluster.IntegrationTests;
 
@@ -64,10 +65,7 @@ public sealed class MultiHostTests(ITestOutputHelper log) : IDisposable
 
         psi.Environment["CLUSTER_TOKEN"] = "multi-host-token";
         var p = Process.Start(psi)!;
-        p.OutputDataReceived += (_, e) => _output.Enqueue($"[{ns}] {e.Data}");
-        p.ErrorDataReceived += (_, e) => _output.Enqueue($"[{ns}] {e.Data}");
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
+        _ = ChildOutput.Pump(p, ns, line => _output.Enqueue($"[{ns}] {line}"));
         _processes.Add(p);
         return p;
     }
@@ -76,7 +74,7 @@ public sealed class MultiHostTests(ITestOutputHelper log) : IDisposable
     {
         try
         {
-            using var client = new GrpcClient(new Uri($"http://{Ip(1)}:5000"));
+            await using var client = new GrpcClient(new Uri($"http://{Ip(1)}:5000"));
             return await client.UnaryAsync(GrpcProtocol.GetStatusPath, new StatusRequest(), StatusReply.Parser, TimeSpan.FromSeconds(2));
         }
         catch (GrpcStatusException)

@@ -13,6 +13,7 @@ using Cluster.Coordinator.Observability;
 using Cluster.WorkerSilo;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Playwright;
+using Cluster.Coordinator.Runs;
 
 namespace Cluster.IntegrationTests;
 
@@ -168,10 +169,7 @@ public sealed partial class ObservabilityTests
                 File.WriteAllText(config, $"global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: cluster\n    scrape_interval: 500ms\n    scrape_timeout: 400ms\n    static_configs:\n      - targets: [\"127.0.0.1:{target.Port}\"]\n");
                 var psi = new ProcessStartInfo("prometheus", $"--config.file={config} --storage.tsdb.path={dir}/data --web.listen-address=127.0.0.1:{promPort}") { RedirectStandardError = true, RedirectStandardOutput = true };
                 prometheus = Process.Start(psi)!;
-                prometheus.ErrorDataReceived += (_, _) => { };
-                prometheus.OutputDataReceived += (_, _) => { };
-                prometheus.BeginErrorReadLine();
-                prometheus.BeginOutputReadLine();
+                _ = ChildOutput.Pump(prometheus, "prometheus", _ => { });
                 // Training starts once Prometheus has scraped the target at least once.
                 var deadline = DateTime.UtcNow.AddSeconds(60);
                 while (DateTime.UtcNow < deadline)

@@ -49,7 +49,7 @@ public sealed class SecurityTests : IDisposable
         await using var endpoint = await CoordinatorEndpoint.StartAsync(grain, new EndpointOptions { Listen = new Uri("https://127.0.0.1:0"), Certificate = certificate, Token = "tls-token" }, NullLoggerFactory.Instance, run.Model.ParameterCount);
         Assert.Equal("https", endpoint.GrpcAddress.Scheme);
 
-        using (var untrusting = new GrpcClient(endpoint.GrpcAddress))
+        await using (var untrusting = new GrpcClient(endpoint.GrpcAddress))
         {
             var ex = await Assert.ThrowsAsync<GrpcStatusException>(() => untrusting.UnaryAsync(GrpcProtocol.GetStatusPath, new StatusRequest(), StatusReply.Parser, TimeSpan.FromSeconds(10)));
             Assert.Equal(GrpcStatusCode.Unavailable, ex.Status);

@@ -29,7 +29,7 @@ public sealed record GrpcClientOptions
 /// leaves in one gathered write as one DATA frame (HttpClient sends 16 KiB frames, one system call each) and arrives
 /// in one frame read straight into the stream's buffer.
 /// </summary>
-public sealed class GrpcClient : IDisposable
+public sealed class GrpcClient : IDisposable, IAsyncDisposable
 {
     private readonly Uri _address;
     private readonly GrpcClientOptions _options;
@@ -120,6 +120,18 @@ public sealed class GrpcClient : IDisposable
         _disposed = true;
         var connection = Interlocked.Exchange(ref _connection, null);
         connection?.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(5));
+    }
+
+    /// <summary>Closes the connection without blocking a thread: prefer it in async code, where the synchronous
+    /// <see cref="Dispose"/> ties up a thread-pool thread while the connection says goodbye.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        _disposed = true;
+        var connection = Interlocked.Exchange(ref _connection, null);
+        if (connection is not null)
+        {
+            await connection.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        }
     }
 
     private async Task<Http2ClientStream> OpenAsync(string path, TimeSpan? deadline, CancellationToken cancellationToken)

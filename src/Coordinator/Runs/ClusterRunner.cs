@@ -56,7 +56,7 @@ public static class ClusterRunner
             $"Training {run.Model.Shape()} ({run.Model.ParameterCount:N0} parameters) on {run.DatasetName}: {run.Train.Count:N0} samples, batch {run.Options.BatchSize}, {run.Options.Optimizer} lr {run.Options.LearningRate}, {run.Options.Epochs} epochs; {Describe(cluster, workerThreads, settings.Backend)}"));
 
         var embedded = new List<WorkerGrain>();
-        var children = new List<Process>();
+        var children = new List<(Process Process, Task Drained)>();
         using var metrics = new TrainingMetrics(scope, grain, () => endpoint is null ? (0, 0) : (endpoint.Counters.BytesSent, endpoint.Counters.BytesReceived));
         try
         {
@@ -178,7 +178,7 @@ public static class ClusterRunner
     };
 
     /// <summary>Starts <c>cluster worker</c> as a child process of this executable.</summary>
-    private static Process StartWorker(Uri coordinator, string id, int threads, string backend, string token)
+    private static (Process Process, Task Drained) StartWorker(Uri coordinator, string id, int threads, string backend, string token)
     {
         var host = Environment.ProcessPath ?? throw new InvalidOperationException("Cannot find this executable to start worker processes.");
         var psi = new ProcessStartInfo(host) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
@@ -195,11 +195,7 @@ public static class ClusterRunner
         psi.Environment["CLUSTER_TOKEN"] = token;
         psi.Environment.Remove("CLUSTER_TOKEN_FILE");
         var process = Process.Start(psi) ?? throw new InvalidOperationException("Could not start a worker process.");
-        process.OutputDataReceived += (_, e) => Forward(id, e.Data);
-        process.ErrorDataReceived += (_, e) => Forward(id, e.Data);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
+        return (process, ChildOutput.Pump(process, $"worker-{id}", line => Forward(id, line)));
     }
 
     private static void OpenBrowser(Uri url, TextWriter output)
@@ -214,7 +210,7 @@ public static class ClusterRunner
         }
     }
 
-    private static void Forward(string id, string? line)
+    private static void Forward(string id, string line)
     {
         if (!string.IsNullOrEmpty(line))
         {
@@ -222,12 +218,14 @@ public static class ClusterRunner
         }
     }
 
-    private static async Task StopChildAsync(Process child)
+    private static async Task StopChildAsync((Process Process, Task Drained) worker)
     {
+        var child = worker.Process;
         try
         {
             using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10));
             await child.WaitForExitAsync(wait.Token).ConfigureAwait(false);
+            await worker.Drained.WaitAsync(wait.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
