@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.IO.Pipelines;
 using Cluster.Contracts.Grpc;
 using Cluster.Contracts.V1;
 using Google.Protobuf;
@@ -144,6 +146,125 @@ public sealed class WireSplitterTests
         Assert.True(WireSplitter.TrySplit(frame, WorkerMessage.GradientFieldNumber, GradientResult.GradientSumFieldNumber, ref rest, out var length, out var tensor));
         Assert.True(frame[tensor].SequenceEqual(full.GradientSum.Span));
         Assert.Equal(header, GradientResult.Parser.ParseFrom(rest.AsSpan(0, length)));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    [InlineData(64)]
+    [InlineData(65_536)]
+    public void Sequence_SplitsLikeTheSpan_WhateverTheSegments(int segment)
+    {
+        // Kestrel hands a message over in pool blocks: every field may straddle a block boundary.
+        var r = new Random(segment);
+        var messages = new List<byte[]>
+        {
+            new WorkerMessage { Gradient = RandomGradient(r, 40) }.ToByteArray(),
+            new WorkerMessage { Gradient = RandomGradient(r, 109_386) }.ToByteArray(),
+            new WorkerMessage { Heartbeat = new Heartbeat { Sequence = 4 } }.ToByteArray(),
+        };
+        var good = messages[0];
+        for (var cut = 0; cut < good.Length; cut += 7)
+        {
+            messages.Add(good[..cut]);
+        }
+
+        for (var i = 0; i < 300; i++)
+        {
+            var noise = new byte[r.Next(1, 48)];
+            r.NextBytes(noise);
+            noise[0] = (byte)(i % 3 == 0 ? 0x12 : noise[0]);
+            messages.Add(noise);
+        }
+
+        foreach (var bytes in messages)
+        {
+            var spanRest = Array.Empty<byte>();
+            var sequenceRest = Array.Empty<byte>();
+            var expected = WireSplitter.TrySplit(bytes, WorkerMessage.GradientFieldNumber, GradientResult.GradientSumFieldNumber, ref spanRest, out var spanLength, out var range);
+            var sequence = Segmented(bytes, segment);
+            var actual = WireSplitter.TrySplit(sequence, WorkerMessage.GradientFieldNumber, GradientResult.GradientSumFieldNumber, ref sequenceRest, out var sequenceLength, out var tensor);
+            Assert.Equal(expected, actual);
+            if (expected)
+            {
+                Assert.True(spanRest.AsSpan(0, spanLength).SequenceEqual(sequenceRest.AsSpan(0, sequenceLength)));
+                Assert.True(bytes.AsSpan(range).SequenceEqual(tensor.ToArray()));
+            }
+        }
+    }
+
+    [Fact]
+    public async Task PipeFrameReader_ReturnsWholeMessagesInPlace_AndReportsTruncation()
+    {
+        var pipe = new Pipe();
+        var big = new WorkerMessage { Gradient = RandomGradient(new Random(3), 100_000) };
+        var small = new WorkerMessage { Heartbeat = new Heartbeat { Sequence = 7 } };
+        var reader = new PipeFrameReader(pipe.Reader, 1 << 20);
+        // The big frame arrives in pieces: the reader waits for all of it.
+        var frame = GrpcFraming.Frame(big);
+        var writes = Task.Run(async () =>
+        {
+            for (var at = 0; at < frame.Length; at += 50_000)
+            {
+                await pipe.Writer.WriteAsync(frame.AsMemory(at, Math.Min(50_000, frame.Length - at)));
+            }
+
+            await pipe.Writer.WriteAsync(GrpcFraming.Frame(small));
+            await pipe.Writer.CompleteAsync();
+        });
+        var first = await reader.ReadAsync(CancellationToken.None);
+        Assert.Equal(big, WorkerMessage.Parser.ParseFrom(first!.Value));
+        var second = await reader.ReadAsync(CancellationToken.None);
+        Assert.Equal(small, GrpcFraming.Parse(WorkerMessage.Parser, second!.Value));
+        Assert.Null(await reader.ReadAsync(CancellationToken.None));
+        await writes;
+
+        async Task<GrpcStatusException> Fails(byte[] bytes, int max)
+        {
+            var p = new Pipe();
+            await p.Writer.WriteAsync(bytes);
+            await p.Writer.CompleteAsync();
+            var frames = new PipeFrameReader(p.Reader, max);
+            return await Assert.ThrowsAsync<GrpcStatusException>(async () => await frames.ReadAsync(CancellationToken.None));
+        }
+
+        Assert.Equal(GrpcStatusCode.Internal, (await Fails([0, 0, 0, 0, 10, 1, 2], 1 << 20)).Status);
+        Assert.Equal(GrpcStatusCode.Internal, (await Fails([0, 0, 0], 1 << 20)).Status);
+        Assert.Equal(GrpcStatusCode.ResourceExhausted, (await Fails([0, 0, 0x10, 0, 0], 1024)).Status);
+        Assert.Equal(GrpcStatusCode.Unimplemented, (await Fails([1, 0, 0, 0, 1, 8], 1024)).Status);
+    }
+
+    private static ReadOnlySequence<byte> Segmented(byte[] bytes, int size)
+    {
+        if (bytes.Length <= size)
+        {
+            return new ReadOnlySequence<byte>(bytes);
+        }
+
+        Segment? first = null, last = null;
+        for (var at = 0; at < bytes.Length; at += size)
+        {
+            var piece = bytes.AsMemory(at, Math.Min(size, bytes.Length - at));
+            last = last is null ? first = new Segment(piece, 0) : last.Append(piece);
+        }
+
+        return new ReadOnlySequence<byte>(first!, 0, last!, last!.Memory.Length);
+    }
+
+    private sealed class Segment : ReadOnlySequenceSegment<byte>
+    {
+        public Segment(ReadOnlyMemory<byte> memory, long index)
+        {
+            Memory = memory;
+            RunningIndex = index;
+        }
+
+        public Segment Append(ReadOnlyMemory<byte> memory)
+        {
+            var next = new Segment(memory, RunningIndex + Memory.Length);
+            Next = next;
+            return next;
+        }
     }
 
     private static byte[] Varint(int value)

@@ -62,7 +62,11 @@ public static class GrpcFraming
     /// Writes into <paramref name="buffer"/> everything of the frame described at <see cref="WriteWithTensorAsync"/> that
     /// comes before the tensor's bytes; returns that prefix's length and the whole frame's length.
     /// </summary>
-    public static (int PrefixLength, int FrameLength) WriteTensorPrefix(byte[] buffer, int outerField, IMessage inner, int tensorField, int tensorLength)
+    public static (int PrefixLength, int FrameLength) WriteTensorPrefix(byte[] buffer, int outerField, IMessage inner, int tensorField, int tensorLength) =>
+        WriteTensorPrefix(buffer.AsSpan(), outerField, inner, tensorField, tensorLength);
+
+    /// <summary>The same prefix written into any span of at least <see cref="TensorPrefixCapacity"/> bytes.</summary>
+    public static (int PrefixLength, int FrameLength) WriteTensorPrefix(Span<byte> buffer, int outerField, IMessage inner, int tensorField, int tensorLength)
     {
         var innerSize = inner.CalculateSize();
         var tensorTag = (uint)(tensorField << 3) | 2;
@@ -70,14 +74,14 @@ public static class GrpcFraming
         var outerTag = (uint)(outerField << 3) | 2;
         var messageSize = CodedOutputStream.ComputeRawVarint32Size(outerTag) + CodedOutputStream.ComputeRawVarint32Size((uint)body) + body;
         buffer[0] = 0;
-        BinaryPrimitives.WriteInt32BigEndian(buffer.AsSpan(1), messageSize);
+        BinaryPrimitives.WriteInt32BigEndian(buffer[1..], messageSize);
         var p = HeaderSize;
-        p += WriteVarint(buffer.AsSpan(p), outerTag);
-        p += WriteVarint(buffer.AsSpan(p), (uint)body);
-        inner.WriteTo(buffer.AsSpan(p, innerSize));
+        p += WriteVarint(buffer[p..], outerTag);
+        p += WriteVarint(buffer[p..], (uint)body);
+        inner.WriteTo(buffer.Slice(p, innerSize));
         p += innerSize;
-        p += WriteVarint(buffer.AsSpan(p), tensorTag);
-        p += WriteVarint(buffer.AsSpan(p), (uint)tensorLength);
+        p += WriteVarint(buffer[p..], tensorTag);
+        p += WriteVarint(buffer[p..], (uint)tensorLength);
         return (p, HeaderSize + messageSize);
     }
 
@@ -155,6 +159,54 @@ public static class GrpcFraming
         {
             throw new GrpcStatusException(GrpcStatusCode.Internal, $"Malformed message: {ex.Message}", ex);
         }
+    }
+
+    /// <summary>Parses message bytes that may lie in several buffers; malformed bytes throw INTERNAL, as for a span.</summary>
+    public static T Parse<T>(MessageParser<T> parser, in ReadOnlySequence<byte> bytes)
+        where T : IMessage<T>
+    {
+        if (bytes.IsSingleSegment)
+        {
+            return Parse(parser, bytes.FirstSpan);
+        }
+
+        try
+        {
+            return parser.ParseFrom(bytes);
+        }
+        catch (InvalidProtocolBufferException ex)
+        {
+            throw new GrpcStatusException(GrpcStatusCode.Internal, $"Malformed message: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>
+    /// Writes one framed message whose last field (of the embedded message <paramref name="outerField"/>) is a float32
+    /// tensor, as <see cref="WriteWithTensorAsync"/> does, into a pipe: the tensor is copied once, from where it lies
+    /// into the pipe's buffers. Returns the frame's length in bytes.
+    /// </summary>
+    public static async ValueTask<int> WriteWithTensorAsync(System.IO.Pipelines.PipeWriter writer, int outerField, IMessage inner, int tensorField, ReadOnlyMemory<float> tensor, CancellationToken cancellationToken)
+    {
+        var bytes = tensor.Length * sizeof(float);
+        var span = writer.GetSpan(TensorPrefixCapacity(inner));
+        var (prefix, frame) = WriteTensorPrefix(span, outerField, inner, tensorField, bytes);
+        writer.Advance(prefix);
+        writer.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(tensor.Span));
+        await writer.FlushAsync(cancellationToken).ConfigureAwait(false);
+        return frame;
+    }
+
+    /// <summary>Writes one framed message into a pipe and flushes it; returns the frame's length in bytes.</summary>
+    public static async ValueTask<int> WriteAsync(System.IO.Pipelines.PipeWriter writer, IMessage message, CancellationToken cancellationToken)
+    {
+        var size = message.CalculateSize();
+        var span = writer.GetSpan(HeaderSize + size);
+        span[0] = 0;
+        BinaryPrimitives.WriteInt32BigEndian(span[1..], size);
+        message.WriteTo(span.Slice(HeaderSize, size));
+        writer.Advance(HeaderSize + size);
+        await writer.FlushAsync(cancellationToken).ConfigureAwait(false);
+        return HeaderSize + size;
     }
 
     internal static async ValueTask<int> FillAsync(Stream stream, Memory<byte> buffer, CancellationToken cancellationToken)

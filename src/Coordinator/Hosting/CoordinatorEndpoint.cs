@@ -28,7 +28,6 @@ public sealed partial class CoordinatorEndpoint : IAsyncDisposable
     private readonly EndpointOptions _options;
     private readonly ILogger _logger;
     private readonly int _parameterCount;
-    private readonly WeightsCache _weights = new();
     private readonly byte[]? _tokenHash;
 
     private CoordinatorEndpoint(WebApplication app, ICoordinatorGrain grain, EndpointOptions options, ILogger logger, int parameterCount)
@@ -228,7 +227,15 @@ public sealed partial class CoordinatorEndpoint : IAsyncDisposable
 
     private async Task JoinAsync(HttpContext context, CancellationToken cancellationToken)
     {
-        var first = await ReadAsync(context, WorkerMessage.Parser, cancellationToken).ConfigureAwait(false);
+        // Frames are read where they lie in Kestrel's request pipe: a gradient is copied once, into its worker's buffer.
+        var frames = new PipeFrameReader(context.Request.BodyReader, _options.MaxMessageBytes);
+        var firstFrame = await frames.ReadAsync(cancellationToken).ConfigureAwait(false);
+        var first = firstFrame is { } bytes ? GrpcFraming.Parse(WorkerMessage.Parser, bytes) : null;
+        if (firstFrame is { } counted)
+        {
+            Interlocked.Add(ref Counters.BytesReceived, counted.Length + GrpcFraming.HeaderSize);
+        }
+
         if (first?.BodyCase != WorkerMessage.BodyOneofCase.Hello)
         {
             throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, "A Join stream must start with a hello.");
@@ -240,30 +247,28 @@ public sealed partial class CoordinatorEndpoint : IAsyncDisposable
             hello.Address = context.Connection.RemoteIpAddress?.ToString() ?? "";
         }
 
-        var output = context.Response.Body;
         await context.Response.StartAsync(cancellationToken).ConfigureAwait(false);
-        var worker = new RemoteWorker(hello.WorkerId, output, _weights, Counters, _parameterCount);
+        var worker = new RemoteWorker(hello.WorkerId, context.Response.BodyWriter, Counters, _parameterCount);
         await _grain.JoinAsync(hello, worker, cancellationToken).ConfigureAwait(false);
         var reason = "the worker closed its stream";
         var graceful = false;
-        var frames = new FrameReader(_options.MaxMessageBytes);
         var rest = Array.Empty<byte>();
         try
         {
             while (true)
             {
-                if (await frames.ReadAsync(context.Request.Body, cancellationToken).ConfigureAwait(false) is not { } frame)
+                if (await frames.ReadAsync(cancellationToken).ConfigureAwait(false) is not { } frame)
                 {
                     break;
                 }
 
                 Interlocked.Add(ref Counters.BytesReceived, frame.Length + GrpcFraming.HeaderSize);
                 await _grain.HeartbeatAsync(hello.WorkerId).ConfigureAwait(false);
-                if (WireSplitter.TrySplit(frame.Span, WorkerMessage.GradientFieldNumber, GradientResult.GradientSumFieldNumber, ref rest, out var restLength, out var tensor))
+                if (WireSplitter.TrySplit(frame, WorkerMessage.GradientFieldNumber, GradientResult.GradientSumFieldNumber, ref rest, out var restLength, out var tensor))
                 {
-                    // A gradient: its tensor is decoded from the frame straight into the worker's buffer.
+                    // A gradient: its tensor is decoded from the request pipe straight into the worker's buffer.
                     var header = GrpcFraming.Parse(GradientResult.Parser, rest.AsSpan(0, restLength));
-                    if (worker.DeliverGradient(header, frame.Span[tensor]) is { } late)
+                    if (worker.DeliverGradient(header, tensor) is { } late)
                     {
                         LogCall(_logger, context.Request.Path, late);
                     }
@@ -271,7 +276,7 @@ public sealed partial class CoordinatorEndpoint : IAsyncDisposable
                     continue;
                 }
 
-                var message = GrpcFraming.Parse(WorkerMessage.Parser, frame.Span);
+                var message = GrpcFraming.Parse(WorkerMessage.Parser, frame);
                 switch (message.BodyCase)
                 {
                     case WorkerMessage.BodyOneofCase.Heartbeat:

@@ -1,4 +1,7 @@
+using System.Buffers;
 using System.Diagnostics;
+using System.IO.Pipelines;
+using System.Runtime.InteropServices;
 using Cluster.Contracts.Grains;
 using Cluster.Contracts.Grpc;
 using Cluster.Contracts.V1;
@@ -13,9 +16,8 @@ namespace Cluster.Coordinator.Hosting;
 /// </summary>
 internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
 {
-    private readonly Stream _output;
+    private readonly PipeWriter _output;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
-    private readonly WeightsCache _weights;
     private readonly TransportCounters _counters;
     private readonly float[] _gradient;
     private TaskCompletionSource<ShardReady>? _shardReady;
@@ -26,11 +28,10 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
     private volatile string? _brokenReason;
     private double _decodeSeconds;
 
-    public RemoteWorker(string workerId, Stream output, WeightsCache weights, TransportCounters counters, int parameterCount)
+    public RemoteWorker(string workerId, PipeWriter output, TransportCounters counters, int parameterCount)
     {
         WorkerId = workerId;
         _output = output;
-        _weights = weights;
         _counters = counters;
         _gradient = new float[parameterCount];
     }
@@ -68,13 +69,13 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
             ShardGeneration = command.ShardGeneration,
             Indices = TensorCodec.FromInts(command.Indices.Span),
         };
-        var weights = _weights.Get(command.Step, command.Weights.Span);
         var pending = new TaskCompletionSource<GradientResult>(TaskCreationOptions.RunContinuationsAsynchronously);
         Volatile.Write(ref _expectedStep, command.Step);
         Volatile.Write(ref _expectedCount, command.Indices.Length);
         Volatile.Write(ref _gradientResult, pending);
         var encode = Stopwatch.GetElapsedTime(started).TotalSeconds;
-        await WriteAsync(stream => GrpcFraming.WriteWithTensorAsync(stream, CoordinatorMessage.StepFieldNumber, plan, StepPlan.WeightsFieldNumber, weights, cancellationToken), cancellationToken).ConfigureAwait(false);
+        // The weights are copied from the coordinator's own buffer straight into the stream's pipe, once per worker.
+        await WriteAsync(output => GrpcFraming.WriteWithTensorAsync(output, CoordinatorMessage.StepFieldNumber, plan, StepPlan.WeightsFieldNumber, command.Weights, cancellationToken), cancellationToken).ConfigureAwait(false);
         var result = await pending.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
         var decode = _decodeSeconds;
         return new GradientReply(result.Step, _gradient, result.Count, result.LossSum, result.Correct, result.SquaredErrorSum, result.ComputeSeconds, result.CodecSeconds + encode + decode);
@@ -107,7 +108,7 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
                 Interlocked.Exchange(ref _shardReady, null)?.TrySetResult(message.ShardReady);
                 return null;
             case WorkerMessage.BodyOneofCase.Gradient:
-                return DeliverGradient(message.Gradient, message.Gradient.GradientSum.Span);
+                return DeliverGradient(message.Gradient, new ReadOnlySequence<byte>(message.Gradient.GradientSum.Memory));
             default:
                 throw new GrpcStatusException(GrpcStatusCode.FailedPrecondition, $"Unexpected {message.BodyCase} message on the Join stream.");
         }
@@ -115,9 +116,10 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
 
     /// <summary>
     /// Accepts a gradient whose tensor bytes are <paramref name="sum"/> (the message's own field, or the bytes split from
-    /// its frame): checked, then decoded into this worker's gradient buffer and handed to the step waiting for it.
+    /// its frame where they lie in the request pipe): decoded into this worker's gradient buffer, checked, and handed to
+    /// the step waiting for it.
     /// </summary>
-    public string? DeliverGradient(GradientResult gradient, ReadOnlySpan<byte> sum)
+    public string? DeliverGradient(GradientResult gradient, in ReadOnlySequence<byte> sum)
     {
         var expected = Volatile.Read(ref _expectedStep);
         if (gradient.Step < expected)
@@ -143,15 +145,20 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
             throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"Gradient covers {gradient.Count} samples; {Volatile.Read(ref _expectedCount)} were given.");
         }
 
-        var started = Stopwatch.GetTimestamp();
-        var values = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(sum);
-        if (!float.IsFinite(System.Numerics.Tensors.TensorPrimitives.Sum(values)) || !double.IsFinite(gradient.LossSum) || !double.IsFinite(gradient.SquaredErrorSum) || gradient.Correct < 0 || gradient.Correct > gradient.Count)
+        if (!double.IsFinite(gradient.LossSum) || !double.IsFinite(gradient.SquaredErrorSum) || gradient.Correct < 0 || gradient.Correct > gradient.Count)
         {
-            throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, "Gradient or loss contains NaN or infinity, or the accuracy count is impossible; rejected.");
+            throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, "Loss contains NaN or infinity, or the accuracy count is impossible; rejected.");
         }
 
-        // Only the step that asked for this gradient reads the buffer, and only after the result below is set.
-        values.CopyTo(_gradient);
+        // Decoded before it is checked: only the step that asked for this gradient reads the buffer, and only after the
+        // result below is set, so a rejected gradient (the step is then recomputed elsewhere) is never read.
+        var started = Stopwatch.GetTimestamp();
+        sum.CopyTo(MemoryMarshal.AsBytes(_gradient.AsSpan()));
+        if (!float.IsFinite(System.Numerics.Tensors.TensorPrimitives.Sum(_gradient)))
+        {
+            throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, "Gradient contains NaN or infinity; rejected.");
+        }
+
         _decodeSeconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
         Interlocked.Exchange(ref _gradientResult, null)?.TrySetResult(gradient);
         return null;
@@ -167,13 +174,9 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
     }
 
     private Task WriteAsync(CoordinatorMessage message, CancellationToken cancellationToken) =>
-        WriteAsync(async stream =>
-        {
-            await GrpcFraming.WriteAsync(stream, message, cancellationToken).ConfigureAwait(false);
-            return message.CalculateSize() + GrpcFraming.HeaderSize;
-        }, cancellationToken);
+        WriteAsync(output => GrpcFraming.WriteAsync(output, message, cancellationToken), cancellationToken);
 
-    private async Task WriteAsync(Func<Stream, ValueTask<int>> write, CancellationToken cancellationToken)
+    private async Task WriteAsync(Func<PipeWriter, ValueTask<int>> write, CancellationToken cancellationToken)
     {
         if (_brokenReason is { } reason)
         {
@@ -193,38 +196,6 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
         finally
         {
             _writeLock.Release();
-        }
-    }
-}
-
-/// <summary>The weights of the current step encoded once and shared by every worker's plan.</summary>
-internal sealed class WeightsCache
-{
-    private readonly Lock _lock = new();
-    private readonly byte[][] _buffers = [[], []];
-    private long _step = -1;
-    private ReadOnlyMemory<byte> _bytes = ReadOnlyMemory<byte>.Empty;
-
-    public ReadOnlyMemory<byte> Get(long step, ReadOnlySpan<float> weights)
-    {
-        lock (_lock)
-        {
-            if (_step != step || _bytes.Length != weights.Length * sizeof(float))
-            {
-                // Two buffers in turn: every plan of the previous step was written out before this step began,
-                // and a retried step re-encodes into the other buffer.
-                var slot = (int)(step & 1);
-                if (_buffers[slot].Length != weights.Length * sizeof(float))
-                {
-                    _buffers[slot] = new byte[weights.Length * sizeof(float)];
-                }
-
-                TensorCodec.CopyFloats(weights, _buffers[slot]);
-                _bytes = _buffers[slot];
-                _step = step;
-            }
-
-            return _bytes;
         }
     }
 }
