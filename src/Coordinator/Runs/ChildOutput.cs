@@ -15,7 +15,7 @@ internal static class ChildOutput
 {
     /// <summary>
     /// Starts reading the child's standard output and error; <paramref name="onLine"/> sees each line (from either
-    /// thread). The task completes when both pipes have ended.
+    /// thread). The task completes when both pipes have ended, or faults with what <paramref name="onLine"/> threw.
     /// </summary>
     public static Task Pump(Process process, string name, Action<string> onLine)
     {
@@ -40,9 +40,14 @@ internal static class ChildOutput
             {
                 // The process object was disposed or the pipe broke: nothing more to read.
             }
+            catch (Exception ex)
+            {
+                // A failing onLine ends this reader; the task carries the exception instead of the process dying.
+                done.TrySetException(ex);
+            }
             finally
             {
-                done.SetResult();
+                done.TrySetResult();
             }
         })
         {
