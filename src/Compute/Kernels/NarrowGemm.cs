@@ -28,6 +28,7 @@ internal static unsafe class NarrowGemm
         // The tile column-major (column j at j * Rows) as the accumulators leave it, then row-major for the store.
         var tile = stackalloc float[Rows * MaxColumns];
         var rowsOut = stackalloc float[Rows * 8];
+        var mask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(n)).AsSingle();
         for (var pc = 0; pc < g.K; pc += PackedGemm.Kc)
         {
             var kc = Math.Min(PackedGemm.Kc, g.K - pc);
@@ -73,8 +74,16 @@ internal static unsafe class NarrowGemm
                     sa = Rows;
                 }
 
-                Kernel(n, kc, a, sa, b, bs, tile);
-                Store(g, tile, rowsOut, i0, mr, colStart, n, beta);
+                if (mr == Rows)
+                {
+                    // A full tile goes from the accumulators to C by an in-register transpose and masked row stores.
+                    Kernel(n, kc, a, sa, b, bs, null, g.C + (long)i0 * g.Ldc + colStart, g.Ldc, g.Alpha, beta, mask);
+                }
+                else
+                {
+                    Kernel(n, kc, a, sa, b, bs, tile, null, 0, 0f, 0f, default);
+                    Store(g, tile, rowsOut, i0, mr, colStart, n, beta);
+                }
             }
         }
     }
@@ -119,28 +128,32 @@ internal static unsafe class NarrowGemm
         }
     }
 
-    private static void Kernel(int n, int kc, float* a, long sa, float* b, long bs, float* tile)
+    private static void Kernel(int n, int kc, float* a, long sa, float* b, long bs, float* tile, float* c, long ldc, float alpha, float beta, Vector512<float> mask)
     {
         switch (n)
         {
-            case 1: Kernel<Columns1>(kc, a, sa, b, bs, tile); break;
-            case 2: Kernel<Columns2>(kc, a, sa, b, bs, tile); break;
-            case 3: Kernel<Columns3>(kc, a, sa, b, bs, tile); break;
-            case 4: Kernel<Columns4>(kc, a, sa, b, bs, tile); break;
-            case 5: Kernel<Columns5>(kc, a, sa, b, bs, tile); break;
-            case 6: Kernel<Columns6>(kc, a, sa, b, bs, tile); break;
-            case 7: Kernel<Columns7>(kc, a, sa, b, bs, tile); break;
-            case 8: Kernel<Columns8>(kc, a, sa, b, bs, tile); break;
-            case 9: Kernel<Columns9>(kc, a, sa, b, bs, tile); break;
-            case 10: Kernel<Columns10>(kc, a, sa, b, bs, tile); break;
-            case 11: Kernel<Columns11>(kc, a, sa, b, bs, tile); break;
-            default: Kernel<Columns12>(kc, a, sa, b, bs, tile); break;
+            case 1: Kernel<Columns1>(kc, a, sa, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 2: Kernel<Columns2>(kc, a, sa, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 3: Kernel<Columns3>(kc, a, sa, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 4: Kernel<Columns4>(kc, a, sa, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 5: Kernel<Columns5>(kc, a, sa, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 6: Kernel<Columns6>(kc, a, sa, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 7: Kernel<Columns7>(kc, a, sa, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 8: Kernel<Columns8>(kc, a, sa, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 9: Kernel<Columns9>(kc, a, sa, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 10: Kernel<Columns10>(kc, a, sa, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 11: Kernel<Columns11>(kc, a, sa, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            default: Kernel<Columns12>(kc, a, sa, b, bs, tile, c, ldc, alpha, beta, mask); break;
         }
     }
 
-    /// <summary>16 rows x T.Count columns: one A vector per p, times each broadcast B value of that p.</summary>
+    /// <summary>
+    /// 16 rows x T.Count columns: one A vector per p, times each broadcast B value of that p. The accumulators go to
+    /// <paramref name="tile"/> column-major, or, when <paramref name="tile"/> is null, straight into the 16 rows of C
+    /// at <paramref name="c"/> as C = alpha * AB + beta * C.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel<T>(int kc, float* a, long sa, float* b, long bs, float* tile)
+    private static void Kernel<T>(int kc, float* a, long sa, float* b, long bs, float* tile, float* c, long ldc, float alpha, float beta, Vector512<float> mask)
         where T : struct, IColumnCount
     {
         Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
@@ -164,6 +177,13 @@ internal static unsafe class NarrowGemm
             b += bs;
         }
 
+        if (tile is null)
+        {
+            // Columns past T.Count were never touched and are zero.
+            StoreTransposed(c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c, ldc, alpha, beta, mask);
+            return;
+        }
+
         c0.Store(tile);
         if (T.Count > 1) { c1.Store(tile + Rows); }
         if (T.Count > 2) { c2.Store(tile + 2 * Rows); }
@@ -176,6 +196,79 @@ internal static unsafe class NarrowGemm
         if (T.Count > 9) { c9.Store(tile + 9 * Rows); }
         if (T.Count > 10) { c10.Store(tile + 10 * Rows); }
         if (T.Count > 11) { c11.Store(tile + 11 * Rows); }
+    }
+
+    /// <summary>
+    /// Transposes 12 column vectors of 16 rows (columns 12..15 taken as zero) to 16 row vectors in registers and
+    /// stores each row's masked columns as C = alpha * v + beta * C, with the rounding of the wide kernels' stores.
+    /// </summary>
+    /// <remarks>
+    /// The 16x16 transpose in four steps: 32-bit and 64-bit unpacks within 128-bit lanes leave, for each group of
+    /// four columns and each q, the rows q, q + 4, q + 8 and q + 12 in the four lanes of one vector; two rounds of
+    /// 128-bit lane shuffles then gather lane L of each group into row q + 4L.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreTransposed(
+        Vector512<float> r0, Vector512<float> r1, Vector512<float> r2, Vector512<float> r3, Vector512<float> r4, Vector512<float> r5,
+        Vector512<float> r6, Vector512<float> r7, Vector512<float> r8, Vector512<float> r9, Vector512<float> r10, Vector512<float> r11,
+        float* c, long ldc, float alpha, float beta, Vector512<float> mask)
+    {
+        var t0 = Avx512F.UnpackLow(r0, r1);
+        var t1 = Avx512F.UnpackHigh(r0, r1);
+        var t2 = Avx512F.UnpackLow(r2, r3);
+        var t3 = Avx512F.UnpackHigh(r2, r3);
+        var t4 = Avx512F.UnpackLow(r4, r5);
+        var t5 = Avx512F.UnpackHigh(r4, r5);
+        var t6 = Avx512F.UnpackLow(r6, r7);
+        var t7 = Avx512F.UnpackHigh(r6, r7);
+        var t8 = Avx512F.UnpackLow(r8, r9);
+        var t9 = Avx512F.UnpackHigh(r8, r9);
+        var t10 = Avx512F.UnpackLow(r10, r11);
+        var t11 = Avx512F.UnpackHigh(r10, r11);
+
+        // u[4g + q]: columns 4g..4g+3 of rows q, q + 4, q + 8, q + 12, one row per 128-bit lane.
+        var u0 = Avx512F.UnpackLow(t0.AsDouble(), t2.AsDouble()).AsSingle();
+        var u1 = Avx512F.UnpackHigh(t0.AsDouble(), t2.AsDouble()).AsSingle();
+        var u2 = Avx512F.UnpackLow(t1.AsDouble(), t3.AsDouble()).AsSingle();
+        var u3 = Avx512F.UnpackHigh(t1.AsDouble(), t3.AsDouble()).AsSingle();
+        var u4 = Avx512F.UnpackLow(t4.AsDouble(), t6.AsDouble()).AsSingle();
+        var u5 = Avx512F.UnpackHigh(t4.AsDouble(), t6.AsDouble()).AsSingle();
+        var u6 = Avx512F.UnpackLow(t5.AsDouble(), t7.AsDouble()).AsSingle();
+        var u7 = Avx512F.UnpackHigh(t5.AsDouble(), t7.AsDouble()).AsSingle();
+        var u8 = Avx512F.UnpackLow(t8.AsDouble(), t10.AsDouble()).AsSingle();
+        var u9 = Avx512F.UnpackHigh(t8.AsDouble(), t10.AsDouble()).AsSingle();
+        var u10 = Avx512F.UnpackLow(t9.AsDouble(), t11.AsDouble()).AsSingle();
+        var u11 = Avx512F.UnpackHigh(t9.AsDouble(), t11.AsDouble()).AsSingle();
+
+        var va = Vector512.Create(alpha);
+        var vb = Vector512.Create(beta);
+        var accumulate = beta != 0;
+        StoreRows(u0, u4, u8, c, ldc, va, vb, accumulate, mask);
+        StoreRows(u1, u5, u9, c + ldc, ldc, va, vb, accumulate, mask);
+        StoreRows(u2, u6, u10, c + 2 * ldc, ldc, va, vb, accumulate, mask);
+        StoreRows(u3, u7, u11, c + 3 * ldc, ldc, va, vb, accumulate, mask);
+    }
+
+    /// <summary>Rows q, q + 4, q + 8, q + 12 (<paramref name="c"/> points at row q) from the q-th vector of each column group.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRows(Vector512<float> g0, Vector512<float> g1, Vector512<float> g2, float* c, long ldc,
+        Vector512<float> va, Vector512<float> vb, bool accumulate, Vector512<float> mask)
+    {
+        var v0 = Avx512F.Shuffle4x128(g0, g1, 0x44); // g0 lanes 0,1 then g1 lanes 0,1
+        var v1 = Avx512F.Shuffle4x128(g0, g1, 0xEE); // g0 lanes 2,3 then g1 lanes 2,3
+        var v2 = Avx512F.Shuffle4x128(g2, Vector512<float>.Zero, 0x44);
+        var v3 = Avx512F.Shuffle4x128(g2, Vector512<float>.Zero, 0xEE);
+        StoreRow(Avx512F.Shuffle4x128(v0, v2, 0x88), c, va, vb, accumulate, mask);
+        StoreRow(Avx512F.Shuffle4x128(v0, v2, 0xDD), c + 4 * ldc, va, vb, accumulate, mask);
+        StoreRow(Avx512F.Shuffle4x128(v1, v3, 0x88), c + 8 * ldc, va, vb, accumulate, mask);
+        StoreRow(Avx512F.Shuffle4x128(v1, v3, 0xDD), c + 12 * ldc, va, vb, accumulate, mask);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow(Vector512<float> v, float* c, Vector512<float> va, Vector512<float> vb, bool accumulate, Vector512<float> mask)
+    {
+        var result = accumulate ? Vector512.MultiplyAddEstimate(v, va, Avx512F.MaskLoad(c, mask, Vector512<float>.Zero) * vb) : v * va;
+        Avx512F.MaskStore(c, mask, result);
     }
 
     /// <summary>C = alpha * tile + beta * C for the tile's first mr rows, with the rounding of the wide kernels' stores.</summary>
