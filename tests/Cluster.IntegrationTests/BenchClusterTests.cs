@@ -34,9 +34,10 @@ public sealed class BenchClusterTests
         var single = row.GetProperty("singleProcessSamplesPerSecond").GetDouble();
         var cluster = row.GetProperty("clusterSamplesPerSecond").GetDouble();
         Assert.True(single > 0 && cluster > 0);
-        Assert.Equal(cluster / single, row.GetProperty("ratio").GetDouble(), 2);
-        // The two topologies train the same model: their test accuracies agree.
-        Assert.Equal(row.GetProperty("singleProcessTestAccuracy").GetDouble(), row.GetProperty("clusterTestAccuracy").GetDouble(), 2);
+        // The ratio is written to 3 decimals from the unrounded rates: within half a thousandth, and a little for the rates' own rounding.
+        Assert.InRange(Math.Abs(cluster / single - row.GetProperty("ratio").GetDouble()), 0, 0.001);
+        // The two topologies train the same model: their test accuracies agree to a few test samples (sums run in another order).
+        Assert.InRange(Math.Abs(row.GetProperty("singleProcessTestAccuracy").GetDouble() - row.GetProperty("clusterTestAccuracy").GetDouble()), 0, 0.005);
         Assert.True(row.GetProperty("clusterTestAccuracy").GetDouble() > 0.8);
         var steps = row.GetProperty("stepBreakdown");
         Assert.Equal(2 * ((60_000 + 1023) / 1024), steps.GetProperty("steps").GetInt32());
