@@ -234,43 +234,6 @@ public sealed class WireSplitterTests
         Assert.Equal(GrpcStatusCode.Unimplemented, (await Fails([1, 0, 0, 0, 1, 8], 1024)).Status);
     }
 
-    [Fact]
-    public async Task PipeFrameReader_MessageLongerThanWhatThePipeHolds_IsGatheredAsItArrives()
-    {
-        // A pipe that stops its writer at 1 MiB unconsumed stands for the sender's HTTP/2 flow-control window:
-        // a 6 MB message only arrives whole if the reader consumes it piece by piece.
-        var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: 1 << 20, resumeWriterThreshold: 1 << 19, useSynchronizationContext: false));
-        var big = new WorkerMessage { Gradient = RandomGradient(new Random(5), 1_500_000) };
-        var after = new WorkerMessage { Heartbeat = new Heartbeat { Sequence = 9 } };
-        var frame = GrpcFraming.Frame(big);
-        Assert.True(frame.Length > PipeFrameReader.InPlaceLimit);
-        var reader = new PipeFrameReader(pipe.Reader, 16 << 20);
-        var writes = Task.Run(async () =>
-        {
-            for (var at = 0; at < frame.Length; at += 64 * 1024)
-            {
-                await pipe.Writer.WriteAsync(frame.AsMemory(at, Math.Min(64 * 1024, frame.Length - at)));
-            }
-
-            await pipe.Writer.WriteAsync(GrpcFraming.Frame(after));
-            await pipe.Writer.CompleteAsync();
-        });
-
-        var first = await reader.ReadAsync(CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
-        Assert.Equal(big, WorkerMessage.Parser.ParseFrom(first!.Value));
-        var second = await reader.ReadAsync(CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
-        Assert.Equal(after, GrpcFraming.Parse(WorkerMessage.Parser, second!.Value));
-        Assert.Null(await reader.ReadAsync(CancellationToken.None));
-        await writes;
-
-        // Cut short, a long message is still a truncated frame.
-        var cut = new Pipe(new PipeOptions(pauseWriterThreshold: 0, useSynchronizationContext: false));
-        await cut.Writer.WriteAsync(frame.AsMemory(0, frame.Length - 10));
-        await cut.Writer.CompleteAsync();
-        var error = await Assert.ThrowsAsync<GrpcStatusException>(async () => await new PipeFrameReader(cut.Reader, 16 << 20).ReadAsync(CancellationToken.None));
-        Assert.Equal(GrpcStatusCode.Internal, error.Status);
-    }
-
     private static ReadOnlySequence<byte> Segmented(byte[] bytes, int size)
     {
         if (bytes.Length <= size)
