@@ -34,10 +34,14 @@ public sealed class EndpointFixture : IAsyncLifetime
     }
 
     /// <summary>Sends raw bytes as a gRPC request body and returns the status the server ended with.</summary>
-    public async Task<(GrpcStatusCode Status, string Message, HttpStatusCode Http)> RawAsync(string path, byte[] body, string? token = null, string contentType = GrpcProtocol.ContentType, string? timeout = null)
+    public Task<(GrpcStatusCode Status, string Message, HttpStatusCode Http)> RawAsync(string path, byte[] body, string? token = null, string contentType = GrpcProtocol.ContentType, string? timeout = null) =>
+        RawAsync(Endpoint.GrpcAddress, path, body, token, contentType, timeout);
+
+    /// <summary>Sends raw bytes as a gRPC request body to any endpoint and returns the status the server ended with.</summary>
+    public static async Task<(GrpcStatusCode Status, string Message, HttpStatusCode Http)> RawAsync(Uri address, string path, byte[] body, string? token = null, string contentType = GrpcProtocol.ContentType, string? timeout = null)
     {
         using var http = new HttpClient();
-        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(Endpoint.GrpcAddress, path)) { Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact };
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(address, path)) { Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact };
         request.Content = new ByteArrayContent(body);
         request.Content.Headers.ContentType = new MediaTypeHeaderValue(contentType);
         if (token is not null)

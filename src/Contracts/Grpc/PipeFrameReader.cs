@@ -8,6 +8,11 @@ namespace Cluster.Contracts.Grpc;
 /// returned as a slice of the pipe's own buffers, valid until the next read, so a megabyte tensor is copied once,
 /// straight to its destination, rather than first into a frame buffer.
 /// </summary>
+/// <remarks>
+/// Waiting for a whole message with its bytes unconsumed does not hold back the sender: Kestrel returns HTTP/2
+/// flow-control credit for bytes examined, so a message larger than the stream window still arrives
+/// (CoordinatorEndpoint's test sends one of 40 MB).
+/// </remarks>
 public sealed class PipeFrameReader(PipeReader reader, int maxMessageBytes)
 {
     private SequencePosition? _consumed;
