@@ -35,11 +35,13 @@ if ! dotnet build Cluster.sln -c Release -nologo -v quiet -clp:ErrorsOnly; then
   exit 1
 fi
 
-run all dotnet test Cluster.sln -c Release --no-build -nologo -v quiet
+# -v quiet keeps the build quiet; the console logger at minimal still prints each failed test's message and stack.
+log=(--logger "console;verbosity=minimal")
+run all dotnet test Cluster.sln -c Release --no-build -nologo -v quiet "${log[@]}"
 # The GEMM kernel has 512-bit, 256-bit and 128-bit forms: the main pass runs the widest this CPU has, these the others.
-run avx512-off env DOTNET_EnableAVX512F=0 dotnet test tests/Cluster.Compute.Tests/Cluster.Compute.Tests.csproj -c Release --no-build -nologo -v quiet \
+run avx512-off env DOTNET_EnableAVX512F=0 dotnet test tests/Cluster.Compute.Tests/Cluster.Compute.Tests.csproj -c Release --no-build -nologo -v quiet "${log[@]}" \
   --filter "FullyQualifiedName~GemmTests"
-run avx2-off env DOTNET_EnableAVX2=0 dotnet test tests/Cluster.Compute.Tests/Cluster.Compute.Tests.csproj -c Release --no-build -nologo -v quiet \
+run avx2-off env DOTNET_EnableAVX2=0 dotnet test tests/Cluster.Compute.Tests/Cluster.Compute.Tests.csproj -c Release --no-build -nologo -v quiet "${log[@]}" \
   --filter "FullyQualifiedName~GemmTests|FullyQualifiedName~ElementwiseKernelTests|FullyQualifiedName~GradientCheckTests"
 
 echo "Tests: $passed passed, $failed failed"

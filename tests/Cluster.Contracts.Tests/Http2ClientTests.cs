@@ -83,9 +83,9 @@ public sealed class Http2ClientTests
         psi.ArgumentList.Add(portFile);
         psi.Environment["no_proxy"] = "*";
         using var server = Process.Start(psi)!;
+        var errors = server.StandardError.ReadToEndAsync();
         try
         {
-            var errors = server.StandardError.ReadToEndAsync();
             var waited = Stopwatch.StartNew();
             while (!File.Exists(portFile) && !server.HasExited && waited.Elapsed < TimeSpan.FromSeconds(60))
             {
@@ -125,6 +125,13 @@ public sealed class Http2ClientTests
 
             call.CompleteWrites();
             Assert.Null(await call.ReadAsync(CancellationToken.None));
+        }
+        catch (Exception ex)
+        {
+            // The server's own account goes with the failure: what grpcio saw is half of any interop problem.
+            server.StandardInput.Close();
+            var stderr = server.WaitForExit(10_000) ? await errors : "(the server was still running)";
+            throw new InvalidOperationException($"{ex.GetType().Name}: {ex.Message}\n--- grpcio server stderr ---\n{stderr}", ex);
         }
         finally
         {
