@@ -9,12 +9,21 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Cluster.Coordinator.Tests;
 
-/// <summary>A coordinator endpoint on 127.0.0.1 with a token and a small message limit, for protocol tests.</summary>
+/// <summary>A coordinator endpoint on 127.0.0.1 with a token and a message limit (small by default), for protocol tests.</summary>
 public sealed class EndpointFixture : IAsyncLifetime
 {
     public const string Token = "s3cret-token";
     public const int MaxMessageBytes = 64 * 1024;
     private readonly ManagedBackend _eval = new(1);
+    private readonly int _maxMessageBytes;
+
+    public EndpointFixture()
+        : this(MaxMessageBytes)
+    {
+    }
+
+    /// <summary>An endpoint with another message limit, for a test that starts its own (xUnit sees only the public constructor).</summary>
+    internal EndpointFixture(int maxMessageBytes) => _maxMessageBytes = maxMessageBytes;
 
     internal CoordinatorGrain Grain { get; private set; } = null!;
 
@@ -24,7 +33,7 @@ public sealed class EndpointFixture : IAsyncLifetime
     {
         var run = TestRuns.Run();
         Grain = new CoordinatorGrain(run, new ClusterOptions { MinWorkers = 1 }, _eval, NullLogger.Instance);
-        Endpoint = await CoordinatorEndpoint.StartAsync(Grain, new EndpointOptions { Listen = new Uri("http://127.0.0.1:0"), Token = Token, MaxMessageBytes = MaxMessageBytes }, NullLoggerFactory.Instance, run.Model.ParameterCount);
+        Endpoint = await CoordinatorEndpoint.StartAsync(Grain, new EndpointOptions { Listen = new Uri("http://127.0.0.1:0"), Token = Token, MaxMessageBytes = _maxMessageBytes }, NullLoggerFactory.Instance, run.Model.ParameterCount);
     }
 
     public async Task DisposeAsync()
@@ -34,14 +43,10 @@ public sealed class EndpointFixture : IAsyncLifetime
     }
 
     /// <summary>Sends raw bytes as a gRPC request body and returns the status the server ended with.</summary>
-    public Task<(GrpcStatusCode Status, string Message, HttpStatusCode Http)> RawAsync(string path, byte[] body, string? token = null, string contentType = GrpcProtocol.ContentType, string? timeout = null) =>
-        RawAsync(Endpoint.GrpcAddress, path, body, token, contentType, timeout);
-
-    /// <summary>Sends raw bytes as a gRPC request body to any endpoint and returns the status the server ended with.</summary>
-    public static async Task<(GrpcStatusCode Status, string Message, HttpStatusCode Http)> RawAsync(Uri address, string path, byte[] body, string? token = null, string contentType = GrpcProtocol.ContentType, string? timeout = null)
+    public async Task<(GrpcStatusCode Status, string Message, HttpStatusCode Http)> RawAsync(string path, byte[] body, string? token = null, string contentType = GrpcProtocol.ContentType, string? timeout = null)
     {
         using var http = new HttpClient();
-        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(address, path)) { Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact };
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(Endpoint.GrpcAddress, path)) { Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact };
         request.Content = new ByteArrayContent(body);
         request.Content.Headers.ContentType = new MediaTypeHeaderValue(contentType);
         if (token is not null)

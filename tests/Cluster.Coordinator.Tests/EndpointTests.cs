@@ -112,16 +112,21 @@ public sealed class EndpointTests(EndpointFixture fixture) : IClassFixture<Endpo
         // The server's HTTP/2 windows are 16 MiB (stream) and 32 MiB (connection), and the message is read in place:
         // a 40 MB message arrives only if credit comes back before the message is whole and consumed. It is read to
         // its end, parsed, and refused for what it is.
-        using var eval = new Cluster.Compute.Backends.ManagedBackend(1);
-        var run = Cluster.Tests.Shared.TestRuns.Run();
-        var grain = new Cluster.Coordinator.Grains.CoordinatorGrain(run, new Cluster.Coordinator.Grains.ClusterOptions { MinWorkers = 1 }, eval, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
-        await using var endpoint = await Cluster.Coordinator.Hosting.CoordinatorEndpoint.StartAsync(grain, new Cluster.Coordinator.Hosting.EndpointOptions { Listen = new Uri("http://127.0.0.1:0"), Token = EndpointFixture.Token, MaxMessageBytes = 64 << 20 }, Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance, run.Model.ParameterCount);
-        var values = new byte[40_000_000];
-        new Random(3).NextBytes(values);
-        var big = new WorkerMessage { Gradient = new GradientResult { Step = 1, GradientSum = ByteString.CopyFrom(values), Count = 1 } };
-        var (status, message, _) = await EndpointFixture.RawAsync(endpoint.GrpcAddress, GrpcProtocol.JoinPath, GrpcFraming.Frame(big), EndpointFixture.Token).WaitAsync(TimeSpan.FromMinutes(1));
-        Assert.Equal(GrpcStatusCode.InvalidArgument, status);
-        Assert.Contains("hello", message);
+        var large = new EndpointFixture(64 << 20);
+        await large.InitializeAsync();
+        try
+        {
+            var values = new byte[40_000_000];
+            new Random(3).NextBytes(values);
+            var big = new WorkerMessage { Gradient = new GradientResult { Step = 1, GradientSum = ByteString.CopyFrom(values), Count = 1 } };
+            var (status, message, _) = await large.RawAsync(GrpcProtocol.JoinPath, GrpcFraming.Frame(big), EndpointFixture.Token).WaitAsync(TimeSpan.FromMinutes(1));
+            Assert.Equal(GrpcStatusCode.InvalidArgument, status);
+            Assert.Contains("hello", message);
+        }
+        finally
+        {
+            await large.DisposeAsync();
+        }
     }
 
     [Fact]

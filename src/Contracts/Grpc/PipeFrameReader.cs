@@ -11,7 +11,7 @@ namespace Cluster.Contracts.Grpc;
 /// <remarks>
 /// Waiting for a whole message with its bytes unconsumed does not hold back the sender: Kestrel returns HTTP/2
 /// flow-control credit for bytes examined, so a message larger than the stream window still arrives
-/// (CoordinatorEndpoint's test sends one of 40 MB).
+/// (EndpointTests.MessageLargerThanTheStreamWindow_IsReadWhole sends one of 40 MB).
 /// </remarks>
 public sealed class PipeFrameReader(PipeReader reader, int maxMessageBytes)
 {
