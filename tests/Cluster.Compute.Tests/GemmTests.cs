@@ -79,8 +79,10 @@ public sealed class GemmTests
             Check(backend, false, false, size, 5, 3, 1f, 0f, (ulong)size);
             Check(backend, true, false, 4, size, 7, 1f, 1f, (ulong)size + 1000);
             Check(backend, false, true, 3, 9, size, 1f, 0f, (ulong)size + 2000);
-            // A full 16-column strip of a transposed B is packed by 8x8 register transposes, with a scalar K tail.
-            Check(backend, true, true, 7, 17, size, 1f, 0f, (ulong)size + 3000);
+            // A full 32-column strip of a transposed B is packed by 8x8 register transposes, with a masked K tail.
+            Check(backend, true, true, 7, 33, size, 1f, 0f, (ulong)size + 3000);
+            // A 10-column C: full 16-row tiles transpose A inside the kernel, 8 values of K at a time, then its tail.
+            Check(backend, false, false, 17, 10, size, 1f, 0f, (ulong)size + 4000);
         }
     }
 
@@ -88,8 +90,8 @@ public sealed class GemmTests
     [MemberData(nameof(Backends))]
     public void Gemm_NarrowOutputs_MatchReference(string name, int threads)
     {
-        // Up to 12 columns (an output layer) the managed backend vectorises along M: 16-row tiles, A packed by 8x8
-        // transposes (K tails of 1..7), ragged last tiles, transposed B, and several K blocks.
+        // Up to 12 columns (an output layer) the managed backend vectorises along M: 16-row tiles, A transposed inside
+        // the kernel 8 values of K at a time (K tails of 1..7), ragged last tiles, transposed B, and several K blocks.
         using var backend = BackendFactory.Create(name, threads);
         var seed = 5000UL;
         foreach (var ta in new[] { false, true })

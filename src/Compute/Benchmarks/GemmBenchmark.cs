@@ -32,23 +32,31 @@ public static class GemmBenchmark
         var c = new float[(long)m * n];
         int lda = transA ? m : k, ldb = transB ? k : n;
         backend.Gemm(transA, transB, m, n, k, 1f, a, lda, b, ldb, 0f, c, n);
+        // Calibrate a window of calls that lasts about a tenth of the budget, so the clock is read twice per window
+        // and not once per call (a clock read is tens of nanoseconds, several percent of the smallest shapes).
+        var calibration = Stopwatch.GetTimestamp();
+        var calls = 0;
+        do
+        {
+            backend.Gemm(transA, transB, m, n, k, 1f, a, lda, b, ldb, 0f, c, n);
+            calls++;
+        }
+        while (Stopwatch.GetElapsedTime(calibration).TotalSeconds < minSeconds / 40);
+        var perCall = Stopwatch.GetElapsedTime(calibration).TotalSeconds / calls;
+        const int trials = 10;
+        var reps = (int)Math.Clamp(minSeconds / trials / perCall, 1, int.MaxValue);
         var best = double.MaxValue;
         // Many short timed windows rather than a few long ones: on a shared machine the best window is the one
         // nothing else ran in, and both backends are measured the same way.
-        const int trials = 10;
         for (var trial = 0; trial < trials; trial++)
         {
-            var reps = 0;
             var start = Stopwatch.GetTimestamp();
-            double elapsed;
-            do
+            for (var rep = 0; rep < reps; rep++)
             {
                 backend.Gemm(transA, transB, m, n, k, 1f, a, lda, b, ldb, 0f, c, n);
-                reps++;
-                elapsed = Stopwatch.GetElapsedTime(start).TotalSeconds;
             }
-            while (elapsed < minSeconds / trials);
-            best = Math.Min(best, elapsed / reps);
+
+            best = Math.Min(best, Stopwatch.GetElapsedTime(start).TotalSeconds / reps);
         }
 
         return new GemmResult(backend.Name, backend.Threads, m, n, k, transA, transB, label, 2.0 * m * n * k / best / 1e9, best);

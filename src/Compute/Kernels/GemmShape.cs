@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Cluster.Compute.Kernels;
 
 /// <summary>Checks of GEMM arguments shared by every backend (row-major, BLAS semantics).</summary>
@@ -25,16 +27,24 @@ public static class GemmShape
             return;
         }
 
+        if (ld < cols || (long)(rows - 1) * ld + cols > length)
+        {
+            ThrowMatrix(name, rows, cols, length, ld);
+        }
+    }
+
+    // Out of line, so the checks that pass on every call stay a few instructions long.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowMatrix(string name, int rows, int cols, int length, int ld)
+    {
         if (ld < cols)
         {
             ThrowShape($"GEMM {name}: leading dimension {ld} is smaller than its {cols} columns.");
         }
 
-        if ((long)(rows - 1) * ld + cols > length)
-        {
-            ThrowShape($"GEMM {name}: {rows}x{cols} with leading dimension {ld} needs {(long)(rows - 1) * ld + cols} elements, got {length}.");
-        }
+        ThrowShape($"GEMM {name}: {rows}x{cols} with leading dimension {ld} needs {(long)(rows - 1) * ld + cols} elements, got {length}.");
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private static void ThrowShape(string message) => throw new ArgumentException(message);
 }

@@ -27,6 +27,8 @@ internal static unsafe class NarrowGemm
         var n = colEnd - colStart;
         // The tile column-major (column j at j * Rows) as the accumulators leave it, then row-major for the store.
         var tile = stackalloc float[Rows * MaxColumns];
+        // The kernel's two blocks of 8 values of p x 16 rows, when it transposes A itself.
+        var blocks = stackalloc float[2 * 8 * Rows];
         var rowsOut = stackalloc float[Rows * 8];
         var mask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(n)).AsSingle();
         for (var pc = 0; pc < g.K; pc += PackedGemm.Kc)
@@ -61,11 +63,19 @@ internal static unsafe class NarrowGemm
                 var mr = Math.Min(Rows, rowEnd - i0);
                 float* a;
                 long sa;
+                var transposeInKernel = false;
                 if (g.TransA && mr == Rows)
                 {
                     // op(A)(i, p) = A[p, i]: the tile's 16 rows at one p are already contiguous.
                     a = g.A + (long)pc * g.Lda + i0;
                     sa = g.Lda;
+                }
+                else if (mr == Rows)
+                {
+                    // Rows of A: the kernel transposes them 8 values of p at a time, between its multiply-adds.
+                    a = g.A + (long)i0 * g.Lda + pc;
+                    sa = g.Lda;
+                    transposeInKernel = true;
                 }
                 else
                 {
@@ -77,18 +87,18 @@ internal static unsafe class NarrowGemm
                 if (mr == Rows)
                 {
                     // A full tile goes from the accumulators to C by an in-register transpose and masked row stores.
-                    Kernel(n, kc, a, sa, b, bs, null, g.C + (long)i0 * g.Ldc + colStart, g.Ldc, g.Alpha, beta, mask);
+                    Kernel(n, kc, a, sa, transposeInKernel ? blocks : null, b, bs, null, g.C + (long)i0 * g.Ldc + colStart, g.Ldc, g.Alpha, beta, mask);
                 }
                 else
                 {
-                    Kernel(n, kc, a, sa, b, bs, tile, null, 0, 0f, 0f, default);
+                    Kernel(n, kc, a, sa, null, b, bs, tile, null, 0, 0f, 0f, default);
                     Store(g, tile, rowsOut, i0, mr, colStart, n, beta);
                 }
             }
         }
     }
 
-    /// <summary>Copies op(A)[i0..i0+mr, pc..pc+kc] with element (r, p) at p * 16 + r, rows past mr zero.</summary>
+    /// <summary>Copies op(A)[i0..i0+mr, pc..pc+kc] with element (r, p) at p * 16 + r, rows past mr zero (a ragged last tile).</summary>
     private static void PackA(in GemmCall g, int i0, int mr, int pc, int kc, float* dst)
     {
         if (g.TransA)
@@ -106,75 +116,93 @@ internal static unsafe class NarrowGemm
             return;
         }
 
-        var p0 = 0;
-        if (mr == Rows)
-        {
-            // Two 8-row groups, transposed 8x8 at a time in registers.
-            for (; p0 + 8 <= kc; p0 += 8)
-            {
-                var s = g.A + (long)i0 * g.Lda + pc + p0;
-                PackedGemm.Transpose8x8(s, g.Lda, dst + p0 * Rows, Rows);
-                PackedGemm.Transpose8x8(s + 8L * g.Lda, g.Lda, dst + p0 * Rows + 8, Rows);
-            }
-        }
-
         for (var r = 0; r < Rows; r++)
         {
             var s = g.A + (long)(i0 + r) * g.Lda + pc;
-            for (var p = p0; p < kc; p++)
+            for (var p = 0; p < kc; p++)
             {
                 dst[p * Rows + r] = r < mr ? s[p] : 0f;
             }
         }
     }
 
-    private static void Kernel(int n, int kc, float* a, long sa, float* b, long bs, float* tile, float* c, long ldc, float alpha, float beta, Vector512<float> mask)
+    private static void Kernel(int n, int kc, float* a, long sa, float* block, float* b, long bs, float* tile, float* c, long ldc, float alpha, float beta, Vector512<float> mask)
     {
         switch (n)
         {
-            case 1: Kernel<Columns1>(kc, a, sa, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 2: Kernel<Columns2>(kc, a, sa, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 3: Kernel<Columns3>(kc, a, sa, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 4: Kernel<Columns4>(kc, a, sa, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 5: Kernel<Columns5>(kc, a, sa, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 6: Kernel<Columns6>(kc, a, sa, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 7: Kernel<Columns7>(kc, a, sa, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 8: Kernel<Columns8>(kc, a, sa, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 9: Kernel<Columns9>(kc, a, sa, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 10: Kernel<Columns10>(kc, a, sa, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 11: Kernel<Columns11>(kc, a, sa, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            default: Kernel<Columns12>(kc, a, sa, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 1: Kernel<Columns1>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 2: Kernel<Columns2>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 3: Kernel<Columns3>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 4: Kernel<Columns4>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 5: Kernel<Columns5>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 6: Kernel<Columns6>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 7: Kernel<Columns7>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 8: Kernel<Columns8>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 9: Kernel<Columns9>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 10: Kernel<Columns10>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 11: Kernel<Columns11>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            default: Kernel<Columns12>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
         }
     }
 
     /// <summary>
-    /// 16 rows x T.Count columns: one A vector per p, times each broadcast B value of that p. The accumulators go to
+    /// 16 rows x T.Count columns: one A vector per p (from <paramref name="a"/> with stride <paramref name="sa"/>, or, with
+    /// <paramref name="block"/>, transposed from 16 rows of A), times each broadcast B value of that p. The accumulators go to
     /// <paramref name="tile"/> column-major, or, when <paramref name="tile"/> is null, straight into the 16 rows of C
     /// at <paramref name="c"/> as C = alpha * AB + beta * C.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel<T>(int kc, float* a, long sa, float* b, long bs, float* tile, float* c, long ldc, float alpha, float beta, Vector512<float> mask)
+    private static void Kernel<T>(int kc, float* a, long sa, float* block, float* b, long bs, float* tile, float* c, long ldc, float alpha, float beta, Vector512<float> mask)
         where T : struct, IColumnCount
     {
         Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
         Vector512<float> c6 = default, c7 = default, c8 = default, c9 = default, c10 = default, c11 = default;
-        for (var p = 0; p < kc; p++)
+        // With block (two scratch blocks of 8 values of p x 16 rows), a holds the tile's 16 rows of A (row stride sa):
+        // the kernel transposes them 8 values of p at a time, one chunk ahead of its multiply-adds, so the shuffles
+        // of the transpose overlap the multiply-adds instead of running as a separate packing pass.
+        var transpose = block != null;
+        var chunk = transpose ? 8 : kc;
+        if (transpose)
         {
-            var av = Vector512.Load(a);
-            c0 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[0]), c0);
-            if (T.Count > 1) { c1 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[1]), c1); }
-            if (T.Count > 2) { c2 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[2]), c2); }
-            if (T.Count > 3) { c3 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[3]), c3); }
-            if (T.Count > 4) { c4 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[4]), c4); }
-            if (T.Count > 5) { c5 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[5]), c5); }
-            if (T.Count > 6) { c6 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[6]), c6); }
-            if (T.Count > 7) { c7 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[7]), c7); }
-            if (T.Count > 8) { c8 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[8]), c8); }
-            if (T.Count > 9) { c9 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[9]), c9); }
-            if (T.Count > 10) { c10 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[10]), c10); }
-            if (T.Count > 11) { c11 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[11]), c11); }
-            a += sa;
-            b += bs;
+            TransposeChunk(a, sa, Math.Min(8, kc), block);
+        }
+
+        for (var p0 = 0; p0 < kc; p0 += chunk)
+        {
+            var length = Math.Min(chunk, kc - p0);
+            float* ap = a;
+            long step = sa;
+            if (transpose)
+            {
+                // The blocks in turn: the next chunk is transposed before this one's multiply-adds, so its stores have
+                // left the store queue when they are loaded (a 64-byte load of two 32-byte stores still in flight
+                // cannot be forwarded and stalls; transposing each chunk just before its use was slower than packing).
+                ap = block + (p0 & 8) * Rows;
+                step = Rows;
+                if (p0 + 8 < kc)
+                {
+                    TransposeChunk(a + p0 + 8, sa, Math.Min(8, kc - p0 - 8), block + ((p0 + 8) & 8) * Rows);
+                }
+            }
+
+            for (var p = 0; p < length; p++)
+            {
+                var av = Vector512.Load(ap);
+                c0 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[0]), c0);
+                if (T.Count > 1) { c1 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[1]), c1); }
+                if (T.Count > 2) { c2 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[2]), c2); }
+                if (T.Count > 3) { c3 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[3]), c3); }
+                if (T.Count > 4) { c4 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[4]), c4); }
+                if (T.Count > 5) { c5 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[5]), c5); }
+                if (T.Count > 6) { c6 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[6]), c6); }
+                if (T.Count > 7) { c7 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[7]), c7); }
+                if (T.Count > 8) { c8 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[8]), c8); }
+                if (T.Count > 9) { c9 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[9]), c9); }
+                if (T.Count > 10) { c10 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[10]), c10); }
+                if (T.Count > 11) { c11 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[11]), c11); }
+                ap += step;
+                b += bs;
+            }
         }
 
         if (tile is null)
@@ -196,6 +224,22 @@ internal static unsafe class NarrowGemm
         if (T.Count > 9) { c9.Store(tile + 9 * Rows); }
         if (T.Count > 10) { c10.Store(tile + 10 * Rows); }
         if (T.Count > 11) { c11.Store(tile + 11 * Rows); }
+    }
+
+    /// <summary>Writes p = 0..w-1 (w &lt;= 8) of 16 rows of A (row stride sa) column-major to <paramref name="dst"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void TransposeChunk(float* rows, long sa, int w, float* dst)
+    {
+        if (w == 8)
+        {
+            PackedGemm.Transpose8x8(rows, sa, dst, Rows);
+            PackedGemm.Transpose8x8(rows + 8 * sa, sa, dst + 8, Rows);
+        }
+        else
+        {
+            PackedGemm.Transpose8xW(rows, sa, dst, Rows, w);
+            PackedGemm.Transpose8xW(rows + 8 * sa, sa, dst + 8, Rows, w);
+        }
     }
 
     /// <summary>

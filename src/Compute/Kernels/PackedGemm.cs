@@ -289,7 +289,7 @@ internal static unsafe class PackedGemm
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Kernel512(int kc, float* a, long rs, long ps, float* b, long bs, float* c, int ldc, float alpha, float beta, int mr, int nr)
     {
-        if (Sse.IsSupported)
+        if (Sse.IsSupported && kc >= 32)
         {
             for (var r = 0; r < Mr; r++)
             {
@@ -325,6 +325,23 @@ internal static unsafe class PackedGemm
             c50 = Vector512.MultiplyAddEstimate(av, b0, c50);
             c51 = Vector512.MultiplyAddEstimate(av, b1, c51);
             b += bs;
+        }
+
+        if (mr == Mr && nr == Nr && alpha == 1 && beta == 0)
+        {
+            c00.Store(c);
+            c01.Store(c + 16);
+            c10.Store(c + ldc);
+            c11.Store(c + ldc + 16);
+            c20.Store(c + 2L * ldc);
+            c21.Store(c + 2L * ldc + 16);
+            c30.Store(c + 3L * ldc);
+            c31.Store(c + 3L * ldc + 16);
+            c40.Store(c + 4L * ldc);
+            c41.Store(c + 4L * ldc + 16);
+            c50.Store(c + 5L * ldc);
+            c51.Store(c + 5L * ldc + 16);
+            return;
         }
 
         if (mr == Mr && nr == Nr)
@@ -623,12 +640,12 @@ internal static unsafe class PackedGemm
                     }
                 }
 
-                for (; p < kc; p++)
+                if (p < kc)
                 {
-                    var d = strip + p * Nr;
-                    for (var j = 0; j < Nr; j++)
+                    // The last kc - p (< 8) values of each row: masked loads, nothing read past the panel.
+                    for (var j = 0; j < Nr; j += 8)
                     {
-                        d[j] = src[(long)j * g.Ldb + p];
+                        Transpose8xW(src + (long)j * g.Ldb + p, g.Ldb, strip + p * Nr + j, Nr, kc - p);
                     }
                 }
             }
@@ -658,18 +675,36 @@ internal static unsafe class PackedGemm
         }
     }
 
+    /// <summary>
+    /// Writes the transpose of the 8 x <paramref name="w"/> block at <paramref name="src"/> (w &lt; 8 columns, row stride
+    /// <paramref name="lds"/>) as <paramref name="w"/> rows of 8 at <paramref name="dst"/>; nothing past the block is read.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Transpose8xW(float* src, long lds, float* dst, long ldd, int w)
+    {
+        var mask = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(w)).AsSingle();
+        StoreTransposed8(
+            Avx.MaskLoad(src, mask), Avx.MaskLoad(src + lds, mask), Avx.MaskLoad(src + 2 * lds, mask), Avx.MaskLoad(src + 3 * lds, mask),
+            Avx.MaskLoad(src + 4 * lds, mask), Avx.MaskLoad(src + 5 * lds, mask), Avx.MaskLoad(src + 6 * lds, mask), Avx.MaskLoad(src + 7 * lds, mask),
+            dst, ldd, w);
+    }
+
     /// <summary>Writes the transpose of the 8x8 block at <paramref name="src"/> (row stride <paramref name="lds"/>) to <paramref name="dst"/> (row stride <paramref name="ldd"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void Transpose8x8(float* src, long lds, float* dst, long ldd)
     {
-        var r0 = Avx.LoadVector256(src);
-        var r1 = Avx.LoadVector256(src + lds);
-        var r2 = Avx.LoadVector256(src + 2 * lds);
-        var r3 = Avx.LoadVector256(src + 3 * lds);
-        var r4 = Avx.LoadVector256(src + 4 * lds);
-        var r5 = Avx.LoadVector256(src + 5 * lds);
-        var r6 = Avx.LoadVector256(src + 6 * lds);
-        var r7 = Avx.LoadVector256(src + 7 * lds);
+        StoreTransposed8(
+            Avx.LoadVector256(src), Avx.LoadVector256(src + lds), Avx.LoadVector256(src + 2 * lds), Avx.LoadVector256(src + 3 * lds),
+            Avx.LoadVector256(src + 4 * lds), Avx.LoadVector256(src + 5 * lds), Avx.LoadVector256(src + 6 * lds), Avx.LoadVector256(src + 7 * lds),
+            dst, ldd, 8);
+    }
+
+    /// <summary>Stores the first <paramref name="rows"/> rows of the transpose of the 8x8 matrix whose rows are r0..r7.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreTransposed8(
+        Vector256<float> r0, Vector256<float> r1, Vector256<float> r2, Vector256<float> r3,
+        Vector256<float> r4, Vector256<float> r5, Vector256<float> r6, Vector256<float> r7, float* dst, long ldd, int rows)
+    {
         var t0 = Avx.UnpackLow(r0, r1);
         var t1 = Avx.UnpackHigh(r0, r1);
         var t2 = Avx.UnpackLow(r2, r3);
@@ -687,12 +722,12 @@ internal static unsafe class PackedGemm
         var u6 = Avx.Shuffle(t5, t7, 0x44);
         var u7 = Avx.Shuffle(t5, t7, 0xEE);
         Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
-        Avx.Store(dst + ldd, Avx.Permute2x128(u1, u5, 0x20));
-        Avx.Store(dst + 2 * ldd, Avx.Permute2x128(u2, u6, 0x20));
-        Avx.Store(dst + 3 * ldd, Avx.Permute2x128(u3, u7, 0x20));
-        Avx.Store(dst + 4 * ldd, Avx.Permute2x128(u0, u4, 0x31));
-        Avx.Store(dst + 5 * ldd, Avx.Permute2x128(u1, u5, 0x31));
-        Avx.Store(dst + 6 * ldd, Avx.Permute2x128(u2, u6, 0x31));
-        Avx.Store(dst + 7 * ldd, Avx.Permute2x128(u3, u7, 0x31));
+        if (rows > 1) { Avx.Store(dst + ldd, Avx.Permute2x128(u1, u5, 0x20)); }
+        if (rows > 2) { Avx.Store(dst + 2 * ldd, Avx.Permute2x128(u2, u6, 0x20)); }
+        if (rows > 3) { Avx.Store(dst + 3 * ldd, Avx.Permute2x128(u3, u7, 0x20)); }
+        if (rows > 4) { Avx.Store(dst + 4 * ldd, Avx.Permute2x128(u0, u4, 0x31)); }
+        if (rows > 5) { Avx.Store(dst + 5 * ldd, Avx.Permute2x128(u1, u5, 0x31)); }
+        if (rows > 6) { Avx.Store(dst + 6 * ldd, Avx.Permute2x128(u2, u6, 0x31)); }
+        if (rows > 7) { Avx.Store(dst + 7 * ldd, Avx.Permute2x128(u3, u7, 0x31)); }
     }
 }

@@ -49,14 +49,27 @@ public static class BenchCommand
             foreach (var (name, t) in Configurations(r.GetValue(backends)!, counts, output, r.GetValue(json)))
             {
                 using var backend = BackendFactory.Create(name, t);
-                results.Add(GemmBenchmark.Measure(backend, $"{n}^3", n, n, n, false, false));
-                foreach (var batch in new[] { 64, 256 })
+                // The network's shapes last microseconds each and the square one milliseconds, so a few seconds of
+                // interference from elsewhere on the machine can cover a whole measurement: the list is measured in
+                // three interleaved passes and each shape keeps its best pass.
+                var shapes = new[] { ($"{n}^3", n, n, n, false, false) }
+                    .Concat(new[] { 64, 256 }.SelectMany(batch => GemmBenchmark.NetworkShapes(DefaultNetwork, batch)))
+                    .ToList();
+                var best = new GemmResult[shapes.Count];
+                for (var pass = 0; pass < 3; pass++)
                 {
-                    foreach (var s in GemmBenchmark.NetworkShapes(DefaultNetwork, batch))
+                    for (var i = 0; i < shapes.Count; i++)
                     {
-                        results.Add(GemmBenchmark.Measure(backend, s.Label, s.M, s.N, s.K, s.TransA, s.TransB, 0.1));
+                        var s = shapes[i];
+                        var result = GemmBenchmark.Measure(backend, s.Item1, s.Item2, s.Item3, s.Item4, s.Item5, s.Item6, i == 0 ? 0.12 : 0.05);
+                        if (best[i] is null || result.Gflops > best[i].Gflops)
+                        {
+                            best[i] = result;
+                        }
                     }
                 }
+
+                results.AddRange(best);
             }
 
             if (r.GetValue(json))
