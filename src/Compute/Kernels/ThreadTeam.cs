@@ -17,12 +17,16 @@ public interface ITeamWork
 public sealed class ThreadTeam : IDisposable
 {
     private static readonly long SpinTicks = Stopwatch.Frequency / 5000; // 200 microseconds
+
+    // Polls of a shared flag, a few nanoseconds apart, before a waiting thread backs off (some microseconds).
+    private const int ClosePolls = 1000;
     private readonly Thread[] _members;
     private readonly object _lock = new();
     private ITeamWork? _work;
     private int _parts;
     private int _generation;
     private int _pending;
+    private int _sleepers;
     private volatile bool _disposed;
     private ExceptionDispatchInfo? _failure;
 
@@ -57,10 +61,16 @@ public sealed class ThreadTeam : IDisposable
         _work = work;
         _parts = parts;
         Volatile.Write(ref _pending, Size - 1);
-        lock (_lock)
+        // A full fence on each side (this increment, and the sleeper count's in MemberLoop): either a member about to
+        // sleep sees the new generation, or this thread sees it counted as a sleeper and wakes it. Spinning members
+        // see the generation change without the lock.
+        Interlocked.Increment(ref _generation);
+        if (Volatile.Read(ref _sleepers) > 0)
         {
-            _generation++;
-            Monitor.PulseAll(_lock);
+            lock (_lock)
+            {
+                Monitor.PulseAll(_lock);
+            }
         }
 
         try
@@ -69,10 +79,21 @@ public sealed class ThreadTeam : IDisposable
         }
         finally
         {
+            // The other parts are about as long as this one: poll closely at first (a backed-off spin can oversleep
+            // a microsecond-long job several times over), then back off and yield, in case a member is waiting for
+            // this core.
+            var polls = 0;
             var spinner = default(SpinWait);
             while (Volatile.Read(ref _pending) != 0)
             {
-                spinner.SpinOnce(-1);
+                if (++polls < ClosePolls)
+                {
+                    Thread.SpinWait(1);
+                }
+                else
+                {
+                    spinner.SpinOnce(-1);
+                }
             }
 
             _work = null;
@@ -89,17 +110,27 @@ public sealed class ThreadTeam : IDisposable
         {
             int generation;
             var start = Stopwatch.GetTimestamp();
+            var polls = 0;
             var spinner = default(SpinWait);
             while ((generation = Volatile.Read(ref _generation)) == seen && !_disposed)
             {
-                if (Stopwatch.GetTimestamp() - start > SpinTicks)
+                // Poll closely at first, so the next product of a training step starts within a fraction of a
+                // microsecond; then back off and yield to other threads; after the spin window, sleep.
+                if (++polls < ClosePolls)
+                {
+                    Thread.SpinWait(1);
+                }
+                else if (Stopwatch.GetTimestamp() - start > SpinTicks)
                 {
                     lock (_lock)
                     {
-                        while (_generation == seen && !_disposed)
+                        Interlocked.Increment(ref _sleepers);
+                        while (Volatile.Read(ref _generation) == seen && !_disposed)
                         {
                             Monitor.Wait(_lock);
                         }
+
+                        Interlocked.Decrement(ref _sleepers);
                     }
                 }
                 else
