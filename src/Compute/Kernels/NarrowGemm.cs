@@ -63,7 +63,7 @@ internal static unsafe class NarrowGemm
                 var mr = Math.Min(Rows, rowEnd - i0);
                 float* a;
                 long sa;
-                var transposeInKernel = false;
+                float* block = null;
                 if (g.TransA && mr == Rows)
                 {
                     // op(A)(i, p) = A[p, i]: the tile's 16 rows at one p are already contiguous.
@@ -75,7 +75,7 @@ internal static unsafe class NarrowGemm
                     // Rows of A: the kernel transposes them 8 values of p at a time, between its multiply-adds.
                     a = g.A + (long)i0 * g.Lda + pc;
                     sa = g.Lda;
-                    transposeInKernel = true;
+                    block = blocks;
                 }
                 else
                 {
@@ -87,7 +87,7 @@ internal static unsafe class NarrowGemm
                 if (mr == Rows)
                 {
                     // A full tile goes from the accumulators to C by an in-register transpose and masked row stores.
-                    Kernel(n, kc, a, sa, transposeInKernel ? blocks : null, b, bs, null, g.C + (long)i0 * g.Ldc + colStart, g.Ldc, g.Alpha, beta, mask);
+                    Kernel(n, kc, a, sa, block, b, bs, null, g.C + (long)i0 * g.Ldc + colStart, g.Ldc, g.Alpha, beta, mask);
                 }
                 else
                 {

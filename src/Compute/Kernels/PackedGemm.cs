@@ -327,23 +327,6 @@ internal static unsafe class PackedGemm
             b += bs;
         }
 
-        if (mr == Mr && nr == Nr && alpha == 1 && beta == 0)
-        {
-            c00.Store(c);
-            c01.Store(c + 16);
-            c10.Store(c + ldc);
-            c11.Store(c + ldc + 16);
-            c20.Store(c + 2L * ldc);
-            c21.Store(c + 2L * ldc + 16);
-            c30.Store(c + 3L * ldc);
-            c31.Store(c + 3L * ldc + 16);
-            c40.Store(c + 4L * ldc);
-            c41.Store(c + 4L * ldc + 16);
-            c50.Store(c + 5L * ldc);
-            c51.Store(c + 5L * ldc + 16);
-            return;
-        }
-
         if (mr == Mr && nr == Nr)
         {
             Store512(c, c00, c01, alpha, beta);
@@ -391,8 +374,15 @@ internal static unsafe class PackedGemm
         var va = Vector512.Create(alpha);
         if (beta == 0)
         {
-            (lo * va).Store(c);
-            Avx512F.MaskStore(c + 16, maskHi, hi * va);
+            // v * 1 is v, bit for bit: the common alpha = 1 skips the multiply.
+            if (alpha != 1)
+            {
+                lo *= va;
+                hi *= va;
+            }
+
+            lo.Store(c);
+            Avx512F.MaskStore(c + 16, maskHi, hi);
         }
         else
         {
@@ -408,8 +398,15 @@ internal static unsafe class PackedGemm
         var va = Vector512.Create(alpha);
         if (beta == 0)
         {
-            (lo * va).Store(c);
-            (hi * va).Store(c + 16);
+            // v * 1 is v, bit for bit: the common alpha = 1 skips the multiply.
+            if (alpha != 1)
+            {
+                lo *= va;
+                hi *= va;
+            }
+
+            lo.Store(c);
+            hi.Store(c + 16);
         }
         else
         {

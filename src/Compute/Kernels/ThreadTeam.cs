@@ -79,21 +79,12 @@ public sealed class ThreadTeam : IDisposable
         }
         finally
         {
-            // The other parts are about as long as this one: poll closely at first (a backed-off spin can oversleep
-            // a microsecond-long job several times over), then back off and yield, in case a member is waiting for
-            // this core.
+            // The other parts are about as long as this one.
             var polls = 0;
             var spinner = default(SpinWait);
             while (Volatile.Read(ref _pending) != 0)
             {
-                if (++polls < ClosePolls)
-                {
-                    Thread.SpinWait(1);
-                }
-                else
-                {
-                    spinner.SpinOnce(-1);
-                }
+                Pause(ref polls, ref spinner);
             }
 
             _work = null;
@@ -114,13 +105,8 @@ public sealed class ThreadTeam : IDisposable
             var spinner = default(SpinWait);
             while ((generation = Volatile.Read(ref _generation)) == seen && !_disposed)
             {
-                // Poll closely at first, so the next product of a training step starts within a fraction of a
-                // microsecond; then back off and yield to other threads; after the spin window, sleep.
-                if (++polls < ClosePolls)
-                {
-                    Thread.SpinWait(1);
-                }
-                else if (Stopwatch.GetTimestamp() - start > SpinTicks)
+                // The next product of a training step comes within microseconds; after the spin window, sleep.
+                if (polls >= ClosePolls && Stopwatch.GetTimestamp() - start > SpinTicks)
                 {
                     lock (_lock)
                     {
@@ -135,7 +121,7 @@ public sealed class ThreadTeam : IDisposable
                 }
                 else
                 {
-                    spinner.SpinOnce(-1);
+                    Pause(ref polls, ref spinner);
                 }
             }
 
@@ -160,6 +146,22 @@ public sealed class ThreadTeam : IDisposable
             {
                 Interlocked.Decrement(ref _pending);
             }
+        }
+    }
+
+    /// <summary>
+    /// One wait for a shared flag: close polls at first, so a microsecond-long job is not overslept several times
+    /// over, then a backed-off spin that yields, in case the thread being waited for needs this core.
+    /// </summary>
+    private static void Pause(ref int polls, ref SpinWait spinner)
+    {
+        if (++polls < ClosePolls)
+        {
+            Thread.SpinWait(1);
+        }
+        else
+        {
+            spinner.SpinOnce(-1);
         }
     }
 

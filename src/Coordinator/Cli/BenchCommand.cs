@@ -52,7 +52,7 @@ public static class BenchCommand
                 // The network's shapes last microseconds each and the square one milliseconds, so a few seconds of
                 // interference from elsewhere on the machine can cover a whole measurement: the list is measured in
                 // three interleaved passes and each shape keeps its best pass.
-                var shapes = new[] { ($"{n}^3", n, n, n, false, false) }
+                var shapes = new[] { (Label: $"{n}^3", M: n, N: n, K: n, TransA: false, TransB: false) }
                     .Concat(new[] { 64, 256 }.SelectMany(batch => GemmBenchmark.NetworkShapes(DefaultNetwork, batch)))
                     .ToList();
                 var best = new GemmResult[shapes.Count];
@@ -61,7 +61,7 @@ public static class BenchCommand
                     for (var i = 0; i < shapes.Count; i++)
                     {
                         var s = shapes[i];
-                        var result = GemmBenchmark.Measure(backend, s.Item1, s.Item2, s.Item3, s.Item4, s.Item5, s.Item6, i == 0 ? 0.12 : 0.05);
+                        var result = GemmBenchmark.Measure(backend, s.Label, s.M, s.N, s.K, s.TransA, s.TransB, i == 0 ? 0.12 : 0.05);
                         if (best[i] is null || result.Gflops > best[i].Gflops)
                         {
                             best[i] = result;
