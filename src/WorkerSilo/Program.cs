@@ -1,5 +1,8 @@
 using System.CommandLine;
+using Cluster.Contracts.Grpc;
 using Cluster.WorkerSilo;
+
+SocketScheduling.PreferInlineCompletions();
 
 var command = WorkerCli.Create("WorkerSilo");
 var root = new RootCommand(command.Description ?? "");

@@ -20,7 +20,6 @@ public sealed partial class SiloHost
     private readonly ILogger _logger;
     private readonly WorkerGrain _grain;
     private readonly WorkerMetrics? _metrics;
-    private byte[] _gradientBytes = [];
 
     /// <summary>Creates the host.</summary>
     public SiloHost(WorkerOptions options, WorkerGrain grain, ILogger logger, WorkerMetrics? metrics = null)
@@ -111,6 +110,9 @@ public sealed partial class SiloHost
     private async Task<int?> ServeAsync(GrpcClient client, CancellationToken stopToken)
     {
         await using var call = await client.DuplexAsync(GrpcProtocol.JoinPath, CoordinatorMessage.Parser, CancellationToken.None).ConfigureAwait(false);
+        // A step plan is computed as soon as its last byte is read, on the thread that read it: the loop below only
+        // awaits, and the coordinator sends nothing a step needs answered while it computes.
+        call.InlineReads = true;
         await call.WriteAsync(new WorkerMessage
         {
             Hello = new Hello
@@ -229,7 +231,7 @@ public sealed partial class SiloHost
         }
     }
 
-    /// <summary>Computes a plan; the result leaves the gradient out, its bytes are in <see cref="_gradientBytes"/>.</summary>
+    /// <summary>Computes a plan; the result leaves the gradient out, its bytes are the grain's <see cref="WorkerGrain.GradientBytes"/>.</summary>
     private GradientResult Compute(StepPlan plan, ReadOnlySpan<byte> weightBytes, float[] weights, int[] indices)
     {
         var started = Stopwatch.GetTimestamp();
@@ -238,7 +240,6 @@ public sealed partial class SiloHost
         var decode = Stopwatch.GetElapsedTime(started).TotalSeconds;
         var reply = _grain.Compute(new StepCommand(plan.Step, plan.Epoch, plan.ShardGeneration, weights, indices.AsMemory(0, n)));
         started = Stopwatch.GetTimestamp();
-        EncodeGradient(reply.GradientSum.Span);
         var message = new GradientResult
         {
             Step = reply.Step,
@@ -255,23 +256,11 @@ public sealed partial class SiloHost
         return message;
     }
 
-    /// <summary>The gradient's bytes in a buffer reused every step (the message is written out before the next one).</summary>
-    private void EncodeGradient(ReadOnlySpan<float> gradient)
-    {
-        var length = gradient.Length * sizeof(float);
-        if (_gradientBytes.Length != length)
-        {
-            _gradientBytes = new byte[length];
-        }
-
-        TensorCodec.CopyFloats(gradient, _gradientBytes);
-    }
-
-    /// <summary>Sends a computed gradient, its tensor written from the reused buffer without another encoded copy.</summary>
+    /// <summary>Sends a computed gradient, its tensor written straight from the grain's gradient buffer (already the wire's bytes).</summary>
     private async Task SendGradientAsync(DuplexCall<CoordinatorMessage> call, GradientResult result)
     {
         var before = call.BytesSent;
-        await call.WriteWithTensorAsync(WorkerMessage.GradientFieldNumber, result, GradientResult.GradientSumFieldNumber, _gradientBytes, CancellationToken.None).ConfigureAwait(false);
+        await call.WriteWithTensorAsync(WorkerMessage.GradientFieldNumber, result, GradientResult.GradientSumFieldNumber, _grain.GradientBytes, CancellationToken.None).ConfigureAwait(false);
         BytesSent += call.BytesSent - before;
     }
 

@@ -21,7 +21,7 @@ public sealed class WorkerGrain : IWorkerGrain, IDisposable
     private Sequential? _model;
     private GradientEngine? _engine;
     private Batch? _batch;
-    private float[] _gradient = [];
+    private FloatBuffer _gradient = new(0);
     private float[] _weights = [];
     private int[] _local = [];
     private ulong _seed;
@@ -68,6 +68,9 @@ public sealed class WorkerGrain : IWorkerGrain, IDisposable
     /// <summary>The model copy's buffer, which a silo host may decode a step's weights into directly.</summary>
     internal float[] WeightsBuffer => _weights;
 
+    /// <summary>The last step's gradient sum as the wire's float32 bytes (what a silo host sends).</summary>
+    internal byte[] GradientBytes => _gradient.Bytes;
+
     /// <summary>Weights version (step) of <see cref="Weights"/>; -1 before any step.</summary>
     public long WeightsVersion { get; private set; } = -1;
 
@@ -97,7 +100,7 @@ public sealed class WorkerGrain : IWorkerGrain, IDisposable
                 _model = model;
                 _engine = new GradientEngine(model, _backend, admission.MaxBatch);
                 _batch = new Batch(admission.MaxBatch, model.InputSize, model.OutputSize);
-                _gradient = new float[model.ParameterCount];
+                _gradient = new FloatBuffer(model.ParameterCount);
                 _weights = new float[model.ParameterCount];
                 _local = new int[admission.MaxBatch];
             }
@@ -194,9 +197,9 @@ public sealed class WorkerGrain : IWorkerGrain, IDisposable
         }
         WeightsVersion = command.Step;
         _batch!.Gather(shard.Data, _local.AsSpan(0, indices.Length), indices);
-        var stats = engine.ComputeGradient(_batch, _weights, _gradient, new DropoutKey(_seed, command.Epoch));
+        var stats = engine.ComputeGradient(_batch, _weights, _gradient.GetSpan(), new DropoutKey(_seed, command.Epoch));
         var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
-        return new GradientReply(command.Step, _gradient, (int)stats.Count, stats.LossSum, stats.Correct, stats.SquaredErrorSum, seconds, 0);
+        return new GradientReply(command.Step, _gradient.Memory, (int)stats.Count, stats.LossSum, stats.Correct, stats.SquaredErrorSum, seconds, 0);
     }
 
     /// <inheritdoc/>

@@ -212,6 +212,125 @@ public sealed class Http2ClientTests
         }
     }
 
+    [Fact]
+    public async Task Stream_WithAnInlineReader_ResumesItBeforeTheReadLoopTakesTheNextFrame()
+    {
+        var (listener, accepted) = await RawServerAsync();
+        try
+        {
+            var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+            await using var connection = await Http2ClientConnection.ConnectAsync("127.0.0.1", port, new Http2ClientSettings(), CancellationToken.None);
+            using var server = await accepted;
+            var stream = await connection.OpenStreamAsync(RequestHeaders, endStream: false, CancellationToken.None);
+            stream.InlineReader = true;
+            await server.SendAsync(Hex("00 00 01 01 04 00 00 00 01 88")); // HEADERS :status 200
+            await stream.ResponseHeaders.WaitAsync(TimeSpan.FromSeconds(30));
+
+            // The reader waits first; then DATA and the trailers arrive in one write, so the read loop has both at hand.
+            var buffer = new byte[16];
+            var read = stream.ReadAsync(buffer, CancellationToken.None);
+            Assert.False(read.IsCompleted);
+            await server.SendAsync(Hex("00 00 05 00 00 00 00 00 01 68 65 6c 6c 6f" // DATA "hello"
+                + " 00 00 0f 01 05 00 00 00 01 00 0b 67 72 70 63 2d 73 74 61 74 75 73 01 30")); // HEADERS grpc-status: 0, END_STREAM
+            var (text, trailersSeen) = await ResumeAndLookAsync(read, stream, buffer);
+
+            // Resumed inside the read loop's hand-over of the DATA frame: the trailers right behind it are not read yet.
+            Assert.Equal("hello", text);
+            Assert.False(trailersSeen);
+
+            // The end of the stream still reaches an inline reader (handed over through the thread pool).
+            var end = await stream.ReadAsync(buffer, CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(0, end);
+            Assert.Equal("0", Assert.Single(stream.Trailers!).Value);
+        }
+        finally
+        {
+            listener.Stop();
+        }
+    }
+
+    [Fact]
+    public async Task Unary_ReportsTheServersStatus_WhenTheServerAnswersAndResetsBeforeTheRequestIsSent()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        var server = Task.Run(async () =>
+        {
+            using var socket = await listener.AcceptSocketAsync();
+            await ReceiveExactlyAsync(socket, 24); // the client preface
+            // A send window of 0: the request's DATA must wait, so the answer below always arrives first.
+            await socket.SendAsync(Hex("00 00 06 04 00 00 00 00 00 00 04 00 00 00 00"));
+            while (true)
+            {
+                var header = await ReceiveExactlyAsync(socket, 9);
+                await ReceiveExactlyAsync(socket, (header[0] << 16) | (header[1] << 8) | header[2]);
+                if (header[3] == 1)
+                {
+                    break; // the request's HEADERS
+                }
+            }
+
+            // What a server does for a method it does not serve: a trailers-only answer, then RST_STREAM(NO_ERROR).
+            var block = new List<byte>();
+            HpackEncoder.Write(block, ":status", "200");
+            HpackEncoder.Write(block, "content-type", "application/grpc");
+            HpackEncoder.Write(block, "grpc-status", "12");
+            HpackEncoder.Write(block, "grpc-message", "no such method");
+            var frames = new List<byte> { 0, 0, (byte)block.Count, 1, 5, 0, 0, 0, 1 };
+            frames.AddRange(block);
+            frames.AddRange(Hex("00 00 04 03 00 00 00 00 01 00 00 00 00"));
+            await socket.SendAsync(frames.ToArray());
+            // Open until the client has read all of it and hangs up.
+            var sink = new byte[1024];
+            using var linger = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            while (await socket.ReceiveAsync(sink, linger.Token) > 0)
+            {
+            }
+        });
+
+        try
+        {
+            await using (var client = new GrpcClient(new Uri($"http://127.0.0.1:{port}")))
+            {
+                var ex = await Assert.ThrowsAsync<GrpcStatusException>(() => client.UnaryAsync("/t/Nope", new BytesValue(), BytesValue.Parser, TimeSpan.FromSeconds(20)));
+                Assert.Equal(GrpcStatusCode.Unimplemented, ex.Status);
+                Assert.Contains("no such method", ex.Message, StringComparison.Ordinal);
+            }
+
+            await server.WaitAsync(TimeSpan.FromSeconds(30));
+        }
+        finally
+        {
+            listener.Stop();
+        }
+    }
+
+    private static async Task<byte[]> ReceiveExactlyAsync(System.Net.Sockets.Socket socket, int count)
+    {
+        var buffer = new byte[count];
+        var got = 0;
+        while (got < count)
+        {
+            var n = await socket.ReceiveAsync(buffer.AsMemory(got));
+            if (n == 0)
+            {
+                throw new IOException("The client closed the connection.");
+            }
+
+            got += n;
+        }
+
+        return buffer;
+    }
+
+    /// <summary>Awaits the read without returning to the test's context, and looks at the stream the moment it resumes.</summary>
+    private static async Task<(string Text, bool TrailersSeen)> ResumeAndLookAsync(ValueTask<int> read, Http2ClientStream stream, byte[] buffer)
+    {
+        var n = await read.ConfigureAwait(false);
+        return (System.Text.Encoding.ASCII.GetString(buffer, 0, n), stream.Trailers is not null);
+    }
+
     [Theory]
     [InlineData("00 00 02 01 05 00 00 00 01 bf 80", "Malformed header block")] // HEADERS whose HPACK index is not in any table
     [InlineData("00 00 05 06 00 00 00 00 00 00 00 00 00 00", "Malformed PING")] // a PING of 5 bytes

@@ -23,6 +23,16 @@ public sealed class DuplexCall<TResponse> : IAsyncDisposable
         _frames = new FrameReader(maxMessageBytes);
     }
 
+    /// <summary>
+    /// When true, a read waiting for the next message resumes on the connection's read loop as the message arrives
+    /// (see <see cref="Http2ClientStream.InlineReader"/>): for a reader whose waits are all awaits.
+    /// </summary>
+    public bool InlineReads
+    {
+        get => _stream.InlineReader;
+        set => _stream.InlineReader = value;
+    }
+
     /// <summary>Bytes written so far (frames included).</summary>
     public long BytesSent { get; private set; }
 

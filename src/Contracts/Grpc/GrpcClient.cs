@@ -76,7 +76,16 @@ public sealed class GrpcClient : IDisposable, IAsyncDisposable
         try
         {
             stream = await OpenAsync(path, deadline, timeout.Token).ConfigureAwait(false);
-            await stream.WriteAsync(GrpcFraming.Frame(request), default, endStream: true, timeout.Token).ConfigureAwait(false);
+            try
+            {
+                await stream.WriteAsync(GrpcFraming.Frame(request), default, endStream: true, timeout.Token).ConfigureAwait(false);
+            }
+            catch (IOException) when (stream.ResponseHeaders.IsCompletedSuccessfully)
+            {
+                // The server answered before it read the request (an unknown method, a refused token) and reset the
+                // stream: its answer, read below, is the call's outcome, not the write that lost the race.
+            }
+
             var headers = await stream.ResponseHeaders.WaitAsync(timeout.Token).ConfigureAwait(false);
             CheckResponse(headers);
             var body = new ResponseBodyStream(stream);

@@ -54,6 +54,9 @@ public sealed partial class CoordinatorEndpoint : IAsyncDisposable
         builder.Services.AddSingleton(loggerFactory);
         // 64 KiB transport blocks instead of 4 KiB: a step's tensors are read in a few system calls instead of hundreds.
         builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>, LargeBlockMemoryPoolFactory>();
+        // With inline completions (see SocketScheduling) Kestrel runs its socket and pipe continuations on the I/O thread
+        // as well, instead of handing each one to the thread pool.
+        builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = SocketScheduling.InlineCompletions);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;

@@ -519,6 +519,12 @@ public sealed class Http2ClientConnection : IAsyncDisposable
                         }
 
                         Find(streamId)?.OnReset(BinaryPrimitives.ReadInt32BigEndian(payload));
+                        lock (_sync)
+                        {
+                            // A writer waiting for send credit on the reset stream wakes to find it closed.
+                            WakeWindowWaiters();
+                        }
+
                         break;
                     case Settings:
                         OnSettings(payload, flags, streamId);

@@ -36,6 +36,14 @@ public sealed class Http2ClientStream
     /// <summary>The stream identifier.</summary>
     public int Id { get; }
 
+    /// <summary>
+    /// When true, a reader waiting for body bytes resumes on the connection's read loop as soon as they arrive, instead
+    /// of being handed to the thread pool: one thread hop less per message. The read loop reads no further frames until
+    /// that reader next awaits, so set it only for a reader that never blocks (its waits are awaits) and whose work
+    /// between reads may delay the stream's other frames.
+    /// </summary>
+    public bool InlineReader { get; set; }
+
     /// <summary>Send credit left (guarded by the connection's lock).</summary>
     internal long SendWindow { get; set; }
 
@@ -122,7 +130,7 @@ public sealed class Http2ClientStream
                 }
                 else
                 {
-                    _dataWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    _dataWaiter ??= new TaskCompletionSource(InlineReader ? TaskCreationOptions.None : TaskCreationOptions.RunContinuationsAsynchronously);
                     wait = _dataWaiter.Task;
                 }
             }
@@ -227,6 +235,7 @@ public sealed class Http2ClientStream
 
     internal void OnData(int count, bool endStream)
     {
+        TaskCompletionSource? waiter;
         lock (_sync)
         {
             _end += count;
@@ -236,8 +245,12 @@ public sealed class Http2ClientStream
                 _endOfData = true;
             }
 
-            Wake();
+            waiter = _dataWaiter;
+            _dataWaiter = null;
         }
+
+        // Outside the lock: an inline reader runs its continuation right here.
+        waiter?.TrySetResult();
 
         if (endStream)
         {
@@ -351,11 +364,24 @@ public sealed class Http2ClientStream
         _connection.Reset(this, Http2ClientConnection.ProtocolError);
     }
 
+    /// <summary>Wakes the reader from under the lock: an inline reader is handed to the thread pool here, so it never runs holding the lock.</summary>
     private void Wake()
     {
         var waiter = _dataWaiter;
         _dataWaiter = null;
-        waiter?.TrySetResult();
+        if (waiter is null)
+        {
+            return;
+        }
+
+        if (InlineReader)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static w => w.TrySetResult(), waiter, preferLocal: false);
+        }
+        else
+        {
+            waiter.TrySetResult();
+        }
     }
 
     private void RemoveIfDone()
