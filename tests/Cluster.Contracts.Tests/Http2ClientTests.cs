@@ -324,6 +324,128 @@ public sealed class Http2ClientTests
         return buffer;
     }
 
+    private static byte[] Join(params byte[][] parts) => [.. parts.SelectMany(p => p)];
+
+    /// <summary>A DATA frame on stream 1 carrying <paramref name="payload"/>.</summary>
+    private static byte[] Data(byte[] payload, bool endStream = false)
+    {
+        var frame = new byte[9 + payload.Length];
+        frame[0] = (byte)(payload.Length >> 16);
+        frame[1] = (byte)(payload.Length >> 8);
+        frame[2] = (byte)payload.Length;
+        frame[4] = (byte)(endStream ? 1 : 0);
+        frame[8] = 1;
+        payload.CopyTo(frame, 9);
+        return frame;
+    }
+
+    /// <summary>A gRPC message: its 5-byte prefix, then <paramref name="length"/> bytes counting up from <paramref name="seed"/>.</summary>
+    private static byte[] Message(int length, byte seed)
+    {
+        var m = new byte[5 + length];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(m.AsSpan(1), length);
+        for (var i = 0; i < length; i++)
+        {
+            m[5 + i] = (byte)(seed + i);
+        }
+
+        return m;
+    }
+
+    private static async Task<(Http2ClientConnection Connection, System.Net.Sockets.Socket Server, Http2ClientStream Stream, System.Net.Sockets.TcpListener Listener)> OpenRawStreamAsync(int receiveWindow)
+    {
+        var (listener, accepted) = await RawServerAsync();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        var connection = await Http2ClientConnection.ConnectAsync("127.0.0.1", port, new Http2ClientSettings { ReceiveWindow = receiveWindow }, CancellationToken.None);
+        var server = await accepted;
+        var stream = await connection.OpenStreamAsync(RequestHeaders, endStream: false, CancellationToken.None);
+        await server.SendAsync(Hex("00 00 01 01 04 00 00 00 01 88")); // HEADERS :status 200
+        return (connection, server, stream, listener);
+    }
+
+    [Fact]
+    public async Task ReadMessage_LendsWholeMessagesInPlace_AndALentMessageSurvivesTheBufferMakingRoom()
+    {
+        var (connection, server, stream, listener) = await OpenRawStreamAsync(16 * 1024 * 1024);
+        await using var _ = connection;
+        using var __ = server;
+        try
+        {
+            var z = Message(100, 1);
+            var a = Message(10, 50);
+            var b = Message(100, 200);
+            await server.SendAsync(Data(Join(z, a)));
+            Assert.Equal(z[5..], (await stream.ReadMessageAsync(1 << 20, CancellationToken.None))!.Value.ToArray());
+            var lent = (await stream.ReadMessageAsync(1 << 20, CancellationToken.None))!.Value;
+            Assert.Equal(a[5..], lent.ToArray());
+
+            // b needs the room that z left: the buffer must not slide a's lent bytes down to make it.
+            await server.SendAsync(Data(b[..3]));
+            await server.SendAsync(Data(b[3..]));
+            var waited = Stopwatch.StartNew();
+            while (stream.BufferedBytes < a.Length + b.Length && waited.Elapsed < TimeSpan.FromSeconds(30))
+            {
+                await Task.Delay(5);
+            }
+
+            Assert.Equal(a.Length + b.Length, stream.BufferedBytes);
+            var third = await stream.ReadMessageAsync(1 << 20, CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(a[5..], lent.ToArray());
+            Assert.Equal(b[5..], third!.Value.ToArray());
+
+            // A message split over frames, then the clean end of the body.
+            var c = Message(1000, 7);
+            await server.SendAsync(Join(Data(c[..600]), Data(c[600..]), Hex("00 00 0f 01 05 00 00 00 01 00 0b 67 72 70 63 2d 73 74 61 74 75 73 01 30")));
+            Assert.Equal(c[5..], (await stream.ReadMessageAsync(1 << 20, CancellationToken.None))!.Value.ToArray());
+            Assert.Null(await stream.ReadMessageAsync(1 << 20, CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
+        }
+        finally
+        {
+            listener.Stop();
+        }
+    }
+
+    [Fact]
+    public async Task ReadMessage_GathersAMessageOverHalfTheWindow_AndReportsTruncationAndOversize()
+    {
+        var (connection, server, stream, listener) = await OpenRawStreamAsync(65536);
+        await using var _ = connection;
+        using var __ = server;
+        try
+        {
+            // Over half of a 64 KiB window: copied out as it arrives rather than waited for in the buffer.
+            var big = Message(40_000, 3);
+            await server.SendAsync(Join(Data(big[..16000]), Data(big[16000..])));
+            Assert.Equal(big[5..], (await stream.ReadMessageAsync(1 << 20, CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(30)))!.Value.ToArray());
+
+            var tooLarge = await Assert.ThrowsAsync<GrpcStatusException>(async () =>
+            {
+                await server.SendAsync(Data(Message(200, 0)));
+                await stream.ReadMessageAsync(100, CancellationToken.None);
+            });
+            Assert.Equal(GrpcStatusCode.ResourceExhausted, tooLarge.Status);
+        }
+        finally
+        {
+            listener.Stop();
+        }
+
+        var (connection2, server2, stream2, listener2) = await OpenRawStreamAsync(65536);
+        await using var ___ = connection2;
+        using var ____ = server2;
+        try
+        {
+            await server2.SendAsync(Data(Message(50, 0)[..25], endStream: true));
+            var truncated = await Assert.ThrowsAsync<GrpcStatusException>(async () => await stream2.ReadMessageAsync(1 << 20, CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
+            Assert.Equal(GrpcStatusCode.Internal, truncated.Status);
+            Assert.Equal("Truncated frame: the message says 50 bytes but the stream ended after 20.", truncated.Message);
+        }
+        finally
+        {
+            listener2.Stop();
+        }
+    }
+
     /// <summary>Awaits the read without returning to the test's context, and looks at the stream the moment it resumes.</summary>
     private static async Task<(string Text, bool TrailersSeen)> ResumeAndLookAsync(ValueTask<int> read, Http2ClientStream stream, byte[] buffer)
     {

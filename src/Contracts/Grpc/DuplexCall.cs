@@ -9,18 +9,16 @@ public sealed class DuplexCall<TResponse> : IAsyncDisposable
     where TResponse : class, IMessage<TResponse>
 {
     private readonly Http2ClientStream _stream;
-    private readonly ResponseBodyStream _body;
     private readonly MessageParser<TResponse> _parser;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
-    private readonly FrameReader _frames;
+    private readonly int _maxMessageBytes;
     private IReadOnlyList<HeaderField>? _headers;
 
     internal DuplexCall(Http2ClientStream stream, MessageParser<TResponse> parser, int maxMessageBytes)
     {
         _stream = stream;
-        _body = new ResponseBodyStream(stream);
         _parser = parser;
-        _frames = new FrameReader(maxMessageBytes);
+        _maxMessageBytes = maxMessageBytes;
     }
 
     /// <summary>
@@ -121,7 +119,7 @@ public sealed class DuplexCall<TResponse> : IAsyncDisposable
                 GrpcClient.CheckResponse(_headers);
             }
 
-            var frame = await _frames.ReadAsync(_body, cancellationToken).ConfigureAwait(false);
+            var frame = await _stream.ReadMessageAsync(_maxMessageBytes, cancellationToken).ConfigureAwait(false);
             if (frame is null)
             {
                 GrpcClient.ThrowIfError(_stream.Trailers, _headers);

@@ -10,11 +10,14 @@ public sealed class Http2ClientStream
     private readonly Http2ClientConnection _connection;
     private readonly Lock _sync = new();
     private readonly int _windowStep;
+    private readonly int _inPlaceLimit;
     private readonly TaskCompletionSource<IReadOnlyList<HeaderField>> _headers = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private byte[] _buffer = [];
     private int _start;
     private int _end;
     private int _reserved;
+    private int _lent;
+    private byte[] _large = [];
     private int _receiveWindow;
     private int _consumed;
     private bool _endOfData;
@@ -31,6 +34,8 @@ public sealed class Http2ClientStream
         SendWindow = sendWindow;
         _receiveWindow = receiveWindow;
         _windowStep = Math.Max(1, receiveWindow / 4);
+        // A message this size always fits in what the window lets the server send before it is consumed.
+        _inPlaceLimit = receiveWindow / 2;
     }
 
     /// <summary>The stream identifier.</summary>
@@ -58,6 +63,18 @@ public sealed class Http2ClientStream
             lock (_sync)
             {
                 return _trailers;
+            }
+        }
+    }
+
+    /// <summary>Bytes received and not yet consumed (a lent message included).</summary>
+    internal int BufferedBytes
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _end - _start;
             }
         }
     }
@@ -101,6 +118,7 @@ public sealed class Http2ClientStream
     /// <summary>Reads response body bytes; 0 at the end of the body. A reset or broken connection throws <see cref="IOException"/>.</summary>
     public async ValueTask<int> ReadAsync(Memory<byte> destination, CancellationToken cancellationToken)
     {
+        ReleaseLent();
         while (true)
         {
             Task wait;
@@ -213,6 +231,124 @@ public sealed class Http2ClientStream
         }
     }
 
+    /// <summary>
+    /// The next gRPC message's bytes (after its 5-byte prefix), or null at a clean end of the body; valid until the next
+    /// read of this stream. A message of up to half the receive window is returned where it lies in the receive buffer,
+    /// without a copy, and its bytes count as consumed (for flow control) at the next read; a larger one is gathered
+    /// into a buffer of the stream's own as it arrives. Framing errors throw their gRPC status, a broken stream
+    /// <see cref="IOException"/>.
+    /// </summary>
+    public async ValueTask<ReadOnlyMemory<byte>?> ReadMessageAsync(int maxMessageBytes, CancellationToken cancellationToken)
+    {
+        ReleaseLent();
+        while (true)
+        {
+            Task wait;
+            var large = -1;
+            lock (_sync)
+            {
+                var available = _end - _start;
+                var length = -1;
+                if (available >= GrpcFraming.HeaderSize)
+                {
+                    length = GrpcFraming.CheckHeader(_buffer.AsSpan(_start, GrpcFraming.HeaderSize), maxMessageBytes);
+                    if (GrpcFraming.HeaderSize + length > _inPlaceLimit)
+                    {
+                        large = length;
+                    }
+                    else if (available - GrpcFraming.HeaderSize >= length)
+                    {
+                        _lent = GrpcFraming.HeaderSize + length;
+                        return _buffer.AsMemory(_start + GrpcFraming.HeaderSize, length);
+                    }
+                }
+
+                if (large >= 0)
+                {
+                    wait = Task.CompletedTask;
+                }
+                else if (_endOfData)
+                {
+                    return available == 0 ? null : throw Truncated(available, length);
+                }
+                else if (_error is { } error)
+                {
+                    throw new IOException(error.Message, error);
+                }
+                else
+                {
+                    _dataWaiter ??= new TaskCompletionSource(InlineReader ? TaskCreationOptions.None : TaskCreationOptions.RunContinuationsAsynchronously);
+                    wait = _dataWaiter.Task;
+                }
+            }
+
+            if (large >= 0)
+            {
+                return await GatherAsync(large, cancellationToken).ConfigureAwait(false);
+            }
+
+            await wait.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static GrpcStatusException Truncated(int available, int length) => length < 0
+        ? new GrpcStatusException(GrpcStatusCode.Internal, $"Truncated frame: the stream ended inside a message prefix ({available} of {GrpcFraming.HeaderSize} bytes).")
+        : new GrpcStatusException(GrpcStatusCode.Internal, $"Truncated frame: the message says {length} bytes but the stream ended after {available - GrpcFraming.HeaderSize}.");
+
+    /// <summary>A message too large to wait for whole: copied out as it arrives, so its bytes are consumed and the window reopens.</summary>
+    private async ValueTask<ReadOnlyMemory<byte>?> GatherAsync(int length, CancellationToken cancellationToken)
+    {
+        var prefix = new byte[GrpcFraming.HeaderSize];
+        await FillAsync(prefix, cancellationToken).ConfigureAwait(false);
+        if (_large.Length < length)
+        {
+            _large = GC.AllocateUninitializedArray<byte>(length);
+        }
+
+        var got = await FillAsync(_large.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
+        return got < length ? throw Truncated(GrpcFraming.HeaderSize + got, length) : _large.AsMemory(0, length);
+    }
+
+    private async ValueTask<int> FillAsync(Memory<byte> destination, CancellationToken cancellationToken)
+    {
+        var total = 0;
+        while (total < destination.Length)
+        {
+            var n = await ReadAsync(destination[total..], cancellationToken).ConfigureAwait(false);
+            if (n == 0)
+            {
+                break;
+            }
+
+            total += n;
+        }
+
+        return total;
+    }
+
+    /// <summary>Gives back the bytes of the message lent by <see cref="ReadMessageAsync"/>: the reader is done with them.</summary>
+    private void ReleaseLent()
+    {
+        int n;
+        lock (_sync)
+        {
+            n = _lent;
+            if (n == 0)
+            {
+                return;
+            }
+
+            _lent = 0;
+            _start += n;
+            if (_start == _end && _reserved == 0)
+            {
+                _start = _end = 0;
+            }
+        }
+
+        _connection.Consumed(this, n);
+    }
+
     /// <summary>Room for <paramref name="count"/> bytes after the buffered ones, for the reader to fill; only the reader moves or grows the buffer.</summary>
     internal Memory<byte> ReceiveBuffer(int count)
     {
@@ -221,7 +357,8 @@ public sealed class Http2ClientStream
             if (_buffer.Length - _end < count)
             {
                 var live = _end - _start;
-                var target = _buffer.Length >= live + count ? _buffer : new byte[Math.Max(live + count, _buffer.Length * 2)];
+                // Bytes lent to the reader stay where they are: the live ones move to a new array instead.
+                var target = _lent == 0 && _buffer.Length >= live + count ? _buffer : new byte[Math.Max(live + count, _buffer.Length * 2)];
                 _buffer.AsSpan(_start, live).CopyTo(target);
                 _buffer = target;
                 _start = 0;
