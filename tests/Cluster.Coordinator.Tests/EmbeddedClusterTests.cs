@@ -1,5 +1,6 @@
 using Cluster.Tests.Shared;
 using Cluster.Compute.Backends;
+using Cluster.Contracts.Grains;
 using Cluster.Contracts.V1;
 using Cluster.Coordinator.Grains;
 using Cluster.Coordinator.Runs;
@@ -40,6 +41,47 @@ public sealed class EmbeddedClusterTests
         Assert.All(list, w => Assert.True(w.ShardSize > 0));
         Assert.Equal(240, list.Sum(w => w.ShardSize));
         list.ForEach(w => w.Dispose());
+    }
+
+    [Fact]
+    public async Task Cluster_WorkerFailingAStep_ItsSliceIsRecomputed_AndTheResultStillMatches()
+    {
+        var expected = await TestRuns.SingleProcessAsync(TestRuns.Run());
+        var run = TestRuns.Run();
+        using var eval = new ManagedBackend(1);
+        var grain = new CoordinatorGrain(run, new ClusterOptions { MinWorkers = 1, MaxWorkers = 16 }, eval, NullLogger.Instance);
+        using var survivor = new WorkerGrain("w0");
+        using var failing = new WorkerGrain("w1");
+        await grain.JoinAsync(new Hello { WorkerId = "w0", ProtocolVersion = 1 }, survivor, CancellationToken.None);
+        // Rank 1 fails step 5 after rank 0 answered: rank 0's sum is held for pairing when the retry round makes rank 0
+        // compute again into the same buffer.
+        await grain.JoinAsync(new Hello { WorkerId = "w1", ProtocolVersion = 1 }, new FailsAtStep(failing, 5), CancellationToken.None);
+        await grain.RunAsync(CancellationToken.None);
+        TestRuns.AssertClose(expected, run.Model.Parameters, 1e-5);
+        Assert.Equal(2, grain.PeakWorkers);
+    }
+
+    private sealed class FailsAtStep(IWorkerGrain inner, long step) : IWorkerGrain
+    {
+        public string WorkerId => inner.WorkerId;
+
+        public Task AdmitAsync(Admission admission, CancellationToken cancellationToken) => inner.AdmitAsync(admission, cancellationToken);
+
+        public Task LoadShardAsync(ShardData chunk, CancellationToken cancellationToken) => inner.LoadShardAsync(chunk, cancellationToken);
+
+        public async Task<GradientReply> ComputeAsync(StepCommand command, CancellationToken cancellationToken)
+        {
+            if (command.Step == step)
+            {
+                // Fails once rank 0 has answered, so its sum is the one held.
+                await Task.Delay(50, cancellationToken);
+                throw new InvalidOperationException("injected failure");
+            }
+
+            return await inner.ComputeAsync(command, cancellationToken);
+        }
+
+        public Task StopAsync(Stop stop, CancellationToken cancellationToken) => inner.StopAsync(stop, cancellationToken);
     }
 
     [Fact]

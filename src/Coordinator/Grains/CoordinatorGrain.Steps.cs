@@ -22,6 +22,9 @@ public sealed partial class CoordinatorGrain
         var remaining = work.Indices.Length;
         var stats = default(BatchStats);
         var summed = false;
+        // The first sum of a round waits for the second, so the two are added in one pass instead of copy then add.
+        ReadOnlyMemory<float> first = default;
+        var holding = false;
         double compute = 0, codec = 0, sumSeconds = 0;
         var parts = 0;
         while (remaining > 0)
@@ -106,11 +109,16 @@ public sealed partial class CoordinatorGrain
                 {
                     TensorPrimitives.Add(work.GradientSum.Span, reply.GradientSum.Span, work.GradientSum.Span);
                 }
+                else if (holding)
+                {
+                    TensorPrimitives.Add(first.Span, reply.GradientSum.Span, work.GradientSum.Span);
+                    holding = false;
+                    summed = true;
+                }
                 else
                 {
-                    // The first part is copied, not added to zeros: one pass less, and the same bits as one worker.
-                    reply.GradientSum.Span.CopyTo(work.GradientSum.Span);
-                    summed = true;
+                    first = reply.GradientSum;
+                    holding = true;
                 }
 
                 _accounting.Mark(m.Indices.AsSpan(0, m.IndexCount));
@@ -121,6 +129,17 @@ public sealed partial class CoordinatorGrain
                 compute += reply.ComputeSeconds;
                 codec += reply.CodecSeconds;
                 parts++;
+            }
+
+            if (holding)
+            {
+                // A lone part is copied, not added to zeros: the same bits as one worker. It is done before a retry
+                // round, where its worker may compute again into the buffer that holds it.
+                var copying = Stopwatch.GetTimestamp();
+                first.Span.CopyTo(work.GradientSum.Span);
+                sumSeconds += Stopwatch.GetElapsedTime(copying).TotalSeconds;
+                holding = false;
+                summed = true;
             }
 
             cancellationToken.ThrowIfCancellationRequested();
