@@ -21,6 +21,14 @@ public static class MnistFetcher
             return false;
         }
 
+        // One fetch per folder at a time, across threads and processes: the others wait, then find the files there.
+        await using var fetching = await LockAsync(directory, TimeSpan.FromMinutes(15), cancellationToken).ConfigureAwait(false);
+        if (!force && AllPresent(directory))
+        {
+            Verify(directory);
+            return false;
+        }
+
         var temp = Path.Combine(Path.GetTempPath(), "cluster-mnist-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(temp);
         try
@@ -43,6 +51,34 @@ public static class MnistFetcher
         Verify(directory);
         log?.Invoke("MNIST files verified (SHA-256).");
         return true;
+    }
+
+    /// <summary>Name of the lock file a fetch holds in the folder it fills.</summary>
+    internal const string LockFileName = ".fetch.lock";
+
+    /// <summary>
+    /// Takes the folder's fetch lock: an exclusively opened lock file, which the operating system releases even when the
+    /// holder dies. Waits for another holder up to <paramref name="timeout"/>.
+    /// </summary>
+    internal static async Task<FileStream> LockAsync(string directory, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var path = Path.Combine(directory, LockFileName);
+        var waited = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (waited.Elapsed < timeout)
+            {
+                await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+            }
+            catch (IOException ex)
+            {
+                throw new IOException($"Another fetch into {directory} has held {path} for {timeout.TotalMinutes:0} minutes; if none is running, delete the file and retry.", ex);
+            }
+        }
     }
 
     /// <summary>Checks the SHA-256 of each file (of its uncompressed bytes for .gz); throws naming the first bad one.</summary>
