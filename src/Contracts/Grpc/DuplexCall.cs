@@ -12,6 +12,8 @@ public sealed class DuplexCall<TResponse> : IAsyncDisposable
     private readonly MessageParser<TResponse> _parser;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly int _maxMessageBytes;
+    private readonly FrameReader _frames;
+    private readonly ResponseBodyStream _body;
     private IReadOnlyList<HeaderField>? _headers;
 
     internal DuplexCall(Http2ClientStream stream, MessageParser<TResponse> parser, int maxMessageBytes)
@@ -19,6 +21,8 @@ public sealed class DuplexCall<TResponse> : IAsyncDisposable
         _stream = stream;
         _parser = parser;
         _maxMessageBytes = maxMessageBytes;
+        _frames = new FrameReader(maxMessageBytes);
+        _body = new ResponseBodyStream(stream);
     }
 
     /// <summary>
@@ -119,7 +123,9 @@ public sealed class DuplexCall<TResponse> : IAsyncDisposable
                 GrpcClient.CheckResponse(_headers);
             }
 
-            var frame = await _stream.ReadMessageAsync(_maxMessageBytes, cancellationToken).ConfigureAwait(false);
+            // In place when the message fits the receive buffer whole; otherwise copied out as it arrives.
+            var frame = await _stream.LendMessageAsync(_maxMessageBytes, cancellationToken).ConfigureAwait(false)
+                ?? await _frames.ReadAsync(_body, cancellationToken).ConfigureAwait(false);
             if (frame is null)
             {
                 GrpcClient.ThrowIfError(_stream.Trailers, _headers);

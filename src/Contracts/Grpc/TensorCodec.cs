@@ -17,10 +17,6 @@ public static class TensorCodec
     /// <summary>Copies floats into a new ByteString.</summary>
     public static ByteString FromFloats(ReadOnlySpan<float> values) => ByteString.CopyFrom(MemoryMarshal.AsBytes(values));
 
-    /// <summary>Copies floats into a reusable byte buffer.</summary>
-    public static void CopyFloats(ReadOnlySpan<float> values, byte[] destination) =>
-        MemoryMarshal.AsBytes(values).CopyTo(destination);
-
     /// <summary>Copies ints into a new ByteString.</summary>
     public static ByteString FromInts(ReadOnlySpan<int> values) => ByteString.CopyFrom(MemoryMarshal.AsBytes(values));
 

@@ -17,7 +17,6 @@ public sealed class Http2ClientStream
     private int _end;
     private int _reserved;
     private int _lent;
-    private byte[] _large = [];
     private int _receiveWindow;
     private int _consumed;
     private bool _endOfData;
@@ -232,101 +231,50 @@ public sealed class Http2ClientStream
     }
 
     /// <summary>
-    /// The next gRPC message's bytes (after its 5-byte prefix), or null at a clean end of the body; valid until the next
-    /// read of this stream. A message of up to half the receive window is returned where it lies in the receive buffer,
-    /// without a copy, and its bytes count as consumed (for flow control) at the next read; a larger one is gathered
-    /// into a buffer of the stream's own as it arrives. Framing errors throw their gRPC status, a broken stream
-    /// <see cref="IOException"/>.
+    /// Waits for the next gRPC message to lie whole in the receive buffer and lends its bytes (after the 5-byte prefix)
+    /// without a copy, valid until the next read of this stream; they count as consumed (for flow control) at that read.
+    /// Returns null, lending nothing, when the message cannot be lent: it is over half the receive window (it could
+    /// stall the sender while it waited whole), or the body ended or broke first. The caller then reads it by copying
+    /// (<see cref="FrameReader"/>), which also reports the end, a truncation or the broken stream.
     /// </summary>
-    public async ValueTask<ReadOnlyMemory<byte>?> ReadMessageAsync(int maxMessageBytes, CancellationToken cancellationToken)
+    internal async ValueTask<ReadOnlyMemory<byte>?> LendMessageAsync(int maxMessageBytes, CancellationToken cancellationToken)
     {
         ReleaseLent();
         while (true)
         {
             Task wait;
-            var large = -1;
             lock (_sync)
             {
                 var available = _end - _start;
-                var length = -1;
                 if (available >= GrpcFraming.HeaderSize)
                 {
-                    length = GrpcFraming.CheckHeader(_buffer.AsSpan(_start, GrpcFraming.HeaderSize), maxMessageBytes);
+                    var length = GrpcFraming.CheckHeader(_buffer.AsSpan(_start, GrpcFraming.HeaderSize), maxMessageBytes);
                     if (GrpcFraming.HeaderSize + length > _inPlaceLimit)
                     {
-                        large = length;
+                        return null;
                     }
-                    else if (available - GrpcFraming.HeaderSize >= length)
+
+                    if (available - GrpcFraming.HeaderSize >= length)
                     {
                         _lent = GrpcFraming.HeaderSize + length;
                         return _buffer.AsMemory(_start + GrpcFraming.HeaderSize, length);
                     }
                 }
 
-                if (large >= 0)
+                if (_endOfData || _error is not null)
                 {
-                    wait = Task.CompletedTask;
+                    return null;
                 }
-                else if (_endOfData)
-                {
-                    return available == 0 ? null : throw Truncated(available, length);
-                }
-                else if (_error is { } error)
-                {
-                    throw new IOException(error.Message, error);
-                }
-                else
-                {
-                    _dataWaiter ??= new TaskCompletionSource(InlineReader ? TaskCreationOptions.None : TaskCreationOptions.RunContinuationsAsynchronously);
-                    wait = _dataWaiter.Task;
-                }
-            }
 
-            if (large >= 0)
-            {
-                return await GatherAsync(large, cancellationToken).ConfigureAwait(false);
+                _dataWaiter ??= new TaskCompletionSource(InlineReader ? TaskCreationOptions.None : TaskCreationOptions.RunContinuationsAsynchronously);
+                wait = _dataWaiter.Task;
             }
 
             await wait.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
     }
 
-    private static GrpcStatusException Truncated(int available, int length) => length < 0
-        ? new GrpcStatusException(GrpcStatusCode.Internal, $"Truncated frame: the stream ended inside a message prefix ({available} of {GrpcFraming.HeaderSize} bytes).")
-        : new GrpcStatusException(GrpcStatusCode.Internal, $"Truncated frame: the message says {length} bytes but the stream ended after {available - GrpcFraming.HeaderSize}.");
-
-    /// <summary>A message too large to wait for whole: copied out as it arrives, so its bytes are consumed and the window reopens.</summary>
-    private async ValueTask<ReadOnlyMemory<byte>?> GatherAsync(int length, CancellationToken cancellationToken)
-    {
-        var prefix = new byte[GrpcFraming.HeaderSize];
-        await FillAsync(prefix, cancellationToken).ConfigureAwait(false);
-        if (_large.Length < length)
-        {
-            _large = GC.AllocateUninitializedArray<byte>(length);
-        }
-
-        var got = await FillAsync(_large.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
-        return got < length ? throw Truncated(GrpcFraming.HeaderSize + got, length) : _large.AsMemory(0, length);
-    }
-
-    private async ValueTask<int> FillAsync(Memory<byte> destination, CancellationToken cancellationToken)
-    {
-        var total = 0;
-        while (total < destination.Length)
-        {
-            var n = await ReadAsync(destination[total..], cancellationToken).ConfigureAwait(false);
-            if (n == 0)
-            {
-                break;
-            }
-
-            total += n;
-        }
-
-        return total;
-    }
-
-    /// <summary>Gives back the bytes of the message lent by <see cref="ReadMessageAsync"/>: the reader is done with them.</summary>
+    /// <summary>Gives back the bytes of the message lent by <see cref="LendMessageAsync"/>: the reader is done with them.</summary>
     private void ReleaseLent()
     {
         int n;
