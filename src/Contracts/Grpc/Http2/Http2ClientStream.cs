@@ -147,8 +147,7 @@ public sealed class Http2ClientStream
                 }
                 else
                 {
-                    _dataWaiter ??= new TaskCompletionSource(InlineReader ? TaskCreationOptions.None : TaskCreationOptions.RunContinuationsAsynchronously);
-                    wait = _dataWaiter.Task;
+                    wait = DataArrival();
                 }
             }
 
@@ -266,8 +265,7 @@ public sealed class Http2ClientStream
                     return null;
                 }
 
-                _dataWaiter ??= new TaskCompletionSource(InlineReader ? TaskCreationOptions.None : TaskCreationOptions.RunContinuationsAsynchronously);
-                wait = _dataWaiter.Task;
+                wait = DataArrival();
             }
 
             await wait.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -447,6 +445,16 @@ public sealed class Http2ClientStream
 
         _headers.TrySetException(new IOException(message));
         _connection.Reset(this, Http2ClientConnection.ProtocolError);
+    }
+
+    /// <summary>
+    /// What a reader awaits for more body bytes (under the lock). An inline reader's continuation runs where the bytes
+    /// are delivered, any other's on the thread pool.
+    /// </summary>
+    private Task DataArrival()
+    {
+        _dataWaiter ??= new TaskCompletionSource(InlineReader ? TaskCreationOptions.None : TaskCreationOptions.RunContinuationsAsynchronously);
+        return _dataWaiter.Task;
     }
 
     /// <summary>Wakes the reader from under the lock: an inline reader is handed to the thread pool here, so it never runs holding the lock.</summary>
