@@ -15,17 +15,15 @@ public static class MnistFetcher
     public static async Task<bool> EnsureAsync(string directory, bool force = false, Action<string>? log = null, CancellationToken cancellationToken = default)
     {
         Directory.CreateDirectory(directory);
-        if (!force && AllPresent(directory))
+        if (AlreadyThere())
         {
-            Verify(directory);
             return false;
         }
 
         // One fetch per folder at a time, across threads and processes: the others wait, then find the files there.
         await using var fetching = await LockAsync(directory, TimeSpan.FromMinutes(15), cancellationToken).ConfigureAwait(false);
-        if (!force && AllPresent(directory))
+        if (AlreadyThere())
         {
-            Verify(directory);
             return false;
         }
 
@@ -51,6 +49,18 @@ public static class MnistFetcher
         Verify(directory);
         log?.Invoke("MNIST files verified (SHA-256).");
         return true;
+
+        // Unless forced, files already in the folder are verified (a corrupt one throws) and kept.
+        bool AlreadyThere()
+        {
+            if (force || !AllPresent(directory))
+            {
+                return false;
+            }
+
+            Verify(directory);
+            return true;
+        }
     }
 
     /// <summary>Name of the lock file a fetch holds in the folder it fills.</summary>

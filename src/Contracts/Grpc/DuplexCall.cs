@@ -11,7 +11,6 @@ public sealed class DuplexCall<TResponse> : IAsyncDisposable
     private readonly Http2ClientStream _stream;
     private readonly MessageParser<TResponse> _parser;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
-    private readonly int _maxMessageBytes;
     private readonly FrameReader _frames;
     private readonly ResponseBodyStream _body;
     private IReadOnlyList<HeaderField>? _headers;
@@ -20,7 +19,6 @@ public sealed class DuplexCall<TResponse> : IAsyncDisposable
     {
         _stream = stream;
         _parser = parser;
-        _maxMessageBytes = maxMessageBytes;
         _frames = new FrameReader(maxMessageBytes);
         _body = new ResponseBodyStream(stream);
     }
@@ -124,7 +122,7 @@ public sealed class DuplexCall<TResponse> : IAsyncDisposable
             }
 
             // In place when the message fits the receive buffer whole; otherwise copied out as it arrives.
-            var frame = await _stream.LendMessageAsync(_maxMessageBytes, cancellationToken).ConfigureAwait(false)
+            var frame = await _stream.LendMessageAsync(_frames.MaxMessageBytes, cancellationToken).ConfigureAwait(false)
                 ?? await _frames.ReadAsync(_body, cancellationToken).ConfigureAwait(false);
             if (frame is null)
             {

@@ -9,6 +9,9 @@ public sealed class FrameReader(int maxMessageBytes)
     private readonly byte[] _header = new byte[GrpcFraming.HeaderSize];
     private byte[] _buffer = [];
 
+    /// <summary>Largest message accepted; a longer one is refused with RESOURCE_EXHAUSTED.</summary>
+    public int MaxMessageBytes => maxMessageBytes;
+
     /// <summary>The next message's protobuf bytes; null at a clean end of stream. Framing errors throw their gRPC status.</summary>
     public async ValueTask<ReadOnlyMemory<byte>?> ReadAsync(Stream stream, CancellationToken cancellationToken)
     {
