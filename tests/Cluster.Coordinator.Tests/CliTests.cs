@@ -209,11 +209,16 @@ public sealed class CliTests : IDisposable
     [Fact]
     public async Task BenchGemm_Json_HasTheDocumentedFields()
     {
-        var (code, output, error) = await RunAsync("bench", "gemm", "--json", "--threads", "1", "--size", "64", "--backend", "managed");
+        var (code, output, error) = await RunAsync("bench", "gemm", "--json", "--threads", "1,2", "--size", "64", "--backend", "managed");
         Assert.True(code == 0, error);
         using var json = JsonDocument.Parse(output);
         var gemm = json.RootElement.GetProperty("gemm");
-        Assert.Equal(19, gemm.GetArrayLength());
+        Assert.Equal(2 * 19, gemm.GetArrayLength());
+        Assert.Equal([1, 2], gemm.EnumerateArray().Select(g => g.GetProperty("threads").GetInt32()).Distinct());
+        // Only a call of more than one thread forks and joins.
+        var forkJoin = Assert.Single(json.RootElement.GetProperty("forkJoin").EnumerateArray());
+        Assert.Equal(2, forkJoin.GetProperty("threads").GetInt32());
+        Assert.InRange(forkJoin.GetProperty("nanoseconds").GetDouble(), 1, 1e6);
         foreach (var field in new[] { "backend", "threads", "m", "n", "k", "gflops" })
         {
             Assert.True(gemm[0].TryGetProperty(field, out _), field);

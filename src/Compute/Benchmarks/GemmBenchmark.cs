@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using Cluster.Compute.Backends;
+using Cluster.Compute.Kernels;
 
 namespace Cluster.Compute.Benchmarks;
 
@@ -109,6 +110,38 @@ public static class GemmBenchmark
         return results.Sum();
     }
 
+    /// <summary>
+    /// Nanoseconds a team of <paramref name="threads"/> takes to run an empty job, best of many windows: the time to
+    /// wake the other members and learn that they are done, which every multi-threaded GEMM call pays on top of its
+    /// share of the work. It is set by how fast one core sees another's write. Zero for one thread (no team).
+    /// </summary>
+    public static double MeasureForkJoin(int threads, double seconds = 0.2)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        if (threads == 1)
+        {
+            return 0;
+        }
+
+        using var team = new ThreadTeam(threads);
+        var nothing = new EmptyJob();
+        const int reps = 1000;
+        var best = double.MaxValue;
+        var deadline = Stopwatch.GetTimestamp() + (long)(seconds * Stopwatch.Frequency);
+        do
+        {
+            var start = Stopwatch.GetTimestamp();
+            for (var rep = 0; rep < reps; rep++)
+            {
+                team.Run(nothing, threads);
+            }
+
+            best = Math.Min(best, Stopwatch.GetElapsedTime(start).TotalNanoseconds / reps);
+        }
+        while (Stopwatch.GetTimestamp() < deadline);
+        return best;
+    }
+
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static float FmaLoop(long iterations)
     {
@@ -169,5 +202,12 @@ public static class GemmBenchmark
         }
 
         return v;
+    }
+
+    private sealed class EmptyJob : ITeamWork
+    {
+        public void Execute(int part)
+        {
+        }
     }
 }

@@ -93,11 +93,15 @@ internal static unsafe class PackedGemm
                     var mc = Math.Min(Mc, rowEnd - ic);
                     // Reused across many column strips, a packed block beats in-place reads (no cache-set
                     // aliasing between rows a power of two apart); for a few strips the copy is not worth it.
+                    // Read in place, a ragged last strip of mr < MR rows is too: the kernels point the missing rows at
+                    // its last row, and store only its own.
                     var packAll = nc >= PackThreshold;
-                    var fullStrips = packAll ? 0 : mc / Mr * Mr;
-                    for (var ir = fullStrips; ir < mc; ir += Mr)
+                    if (packAll)
                     {
-                        PackStripA(g, ic + ir, Math.Min(Mr, mc - ir), pc, kc, packA + ir * kc);
+                        for (var ir = 0; ir < mc; ir += Mr)
+                        {
+                            PackStripA(g, ic + ir, Math.Min(Mr, mc - ir), pc, kc, packA + ir * kc);
+                        }
                     }
 
                     for (var jr = 0; jr < nc; jr += Nr)
@@ -108,14 +112,15 @@ internal static unsafe class PackedGemm
                         for (var ir = 0; ir < mc; ir += Mr)
                         {
                             var c = g.C + (long)(ic + ir) * g.Ldc + jc + jr;
-                            if (ir < fullStrips)
+                            var mr = Math.Min(Mr, mc - ir);
+                            if (packAll)
                             {
-                                var a = g.A + (ic + ir) * rowStride + pc * colStride;
-                                Tile(kc, a, rowStride, colStride, bPanel, bs, c, g.Ldc, Mr, nr, g.Alpha, beta);
+                                Tile(kc, packA + ir * kc, 1, Mr, bPanel, bs, c, g.Ldc, mr, nr, g.Alpha, beta);
                             }
                             else
                             {
-                                Tile(kc, packA + ir * kc, 1, Mr, bPanel, bs, c, g.Ldc, Math.Min(Mr, mc - ir), nr, g.Alpha, beta);
+                                var a = g.A + (ic + ir) * rowStride + pc * colStride;
+                                Tile(kc, a, rowStride, colStride, bPanel, bs, c, g.Ldc, mr, nr, g.Alpha, beta);
                             }
                         }
                     }
@@ -142,17 +147,17 @@ internal static unsafe class PackedGemm
 
     private static void Tile(int kc, float* a, long rs, long ps, float* b, long bs, float* c, int ldc, int mr, int nr, float alpha, float beta)
     {
-        if (mr == Mr && nr == Nr)
+        if (Vector512.IsHardwareAccelerated && Avx512F.IsSupported && nr > Half)
         {
-            Kernel(kc, a, rs, ps, b, bs, c, ldc, alpha, beta);
+            // A full tile, or a 32-column strip short of rows or columns: the 512-bit kernel, storing only the tile's
+            // rows and (by an AVX-512 mask, as fast as a plain store) its columns.
+            Kernel512(kc, a, rs, ps, b, bs, c, ldc, alpha, beta, mr, nr);
             return;
         }
 
-        if (Vector512.IsHardwareAccelerated && Avx512F.IsSupported && nr > Half)
+        if (mr == Mr && nr == Nr)
         {
-            // A 32-column strip short of rows or columns: the 512-bit kernel, storing only the tile's rows and
-            // (by an AVX-512 mask, as fast as a plain store) its columns.
-            Kernel512(kc, a, rs, ps, b, bs, c, ldc, alpha, beta, mr, nr);
+            Kernel(kc, a, rs, ps, b, bs, c, ldc, alpha, beta);
             return;
         }
 
@@ -172,7 +177,7 @@ internal static unsafe class PackedGemm
         var tmp = stackalloc float[Mr * Nr];
         for (var column = 0; column < StripWidth(nr); column += 8)
         {
-            Kernel128(kc, a, rs, ps, b, bs, tmp, Nr, 1f, 0f, column);
+            Kernel128(kc, a, rs, ps, b, bs, tmp, Nr, 1f, 0f, column, mr);
         }
 
         for (var r = 0; r < mr; r++)
@@ -201,7 +206,7 @@ internal static unsafe class PackedGemm
         {
             for (var column = 0; column < Nr; column += 8)
             {
-                Kernel128(kc, a, rs, ps, b, bs, c, ldc, alpha, beta, column);
+                Kernel128(kc, a, rs, ps, b, bs, c, ldc, alpha, beta, column, Mr);
             }
         }
     }
@@ -219,7 +224,9 @@ internal static unsafe class PackedGemm
             }
         }
 
-        float* a0 = a, a1 = a + rs, a2 = a + 2 * rs, a3 = a + 3 * rs, a4 = a + 4 * rs, a5 = a + 5 * rs;
+        // Rows past a ragged strip's mr are its last row again: read in bounds, computed, never stored.
+        float* a0 = a, a1 = a + Math.Min(1, mr - 1) * rs, a2 = a + Math.Min(2, mr - 1) * rs;
+        float* a3 = a + Math.Min(3, mr - 1) * rs, a4 = a + Math.Min(4, mr - 1) * rs, a5 = a + Math.Min(5, mr - 1) * rs;
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         long end = kc * ps;
@@ -298,7 +305,9 @@ internal static unsafe class PackedGemm
             }
         }
 
-        float* a0 = a, a1 = a + rs, a2 = a + 2 * rs, a3 = a + 3 * rs, a4 = a + 4 * rs, a5 = a + 5 * rs;
+        // Rows past a ragged strip's mr are its last row again: read in bounds, computed, never stored.
+        float* a0 = a, a1 = a + Math.Min(1, mr - 1) * rs, a2 = a + Math.Min(2, mr - 1) * rs;
+        float* a3 = a + Math.Min(3, mr - 1) * rs, a4 = a + Math.Min(4, mr - 1) * rs, a5 = a + Math.Min(5, mr - 1) * rs;
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         long end = kc * ps;
@@ -455,9 +464,11 @@ internal static unsafe class PackedGemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel128(int kc, float* a, long rs, long ps, float* b, long bs, float* c, int ldc, float alpha, float beta, int column)
+    private static void Kernel128(int kc, float* a, long rs, long ps, float* b, long bs, float* c, int ldc, float alpha, float beta, int column, int mr)
     {
-        float* a0 = a, a1 = a + rs, a2 = a + 2 * rs, a3 = a + 3 * rs, a4 = a + 4 * rs, a5 = a + 5 * rs;
+        // Rows past a ragged strip's mr are its last row again: read in bounds, computed, never stored.
+        float* a0 = a, a1 = a + Math.Min(1, mr - 1) * rs, a2 = a + Math.Min(2, mr - 1) * rs;
+        float* a3 = a + Math.Min(3, mr - 1) * rs, a4 = a + Math.Min(4, mr - 1) * rs, a5 = a + Math.Min(5, mr - 1) * rs;
         Vector128<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector128<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         b += column;

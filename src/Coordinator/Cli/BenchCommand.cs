@@ -44,6 +44,8 @@ public static class BenchCommand
         {
             var counts = ParsePositiveList(r.GetValue(threads)!, "--threads");
             var peaks = counts.Distinct().ToDictionary(t => t, GemmBenchmark.MeasurePeak);
+            // The other bound on a multi-threaded call: the fork and join it pays whatever its size.
+            var forkJoin = counts.Where(t => t > 1).Distinct().ToDictionary(t => t, t => GemmBenchmark.MeasureForkJoin(t));
             var n = r.GetValue(size);
             var results = new List<GemmResult>();
             foreach (var (name, t) in Configurations(r.GetValue(backends)!, counts, output, r.GetValue(json)))
@@ -76,7 +78,8 @@ public static class BenchCommand
             {
                 WriteJson(output, w =>
                 {
-                    WritePeaks(w, peaks);
+                    WritePerThreadCount(w, "peak", "gflops", peaks, 2);
+                    WritePerThreadCount(w, "forkJoin", "nanoseconds", forkJoin, 1);
                     w.WriteStartArray("gemm");
                     foreach (var g in results)
                     {
@@ -103,6 +106,11 @@ public static class BenchCommand
             foreach (var (t, p) in peaks)
             {
                 output.WriteLine(string.Create(c, $"FP32 FMA peak, {t} thread(s): {p:0.0} GFLOP/s"));
+            }
+
+            foreach (var (t, ns) in forkJoin)
+            {
+                output.WriteLine(string.Create(c, $"Fork-join of a {t}-thread call (an empty job): {ns:0} ns"));
             }
 
             output.WriteLine($"{"backend",-9} {"thr",3} {"shape",-16} {"m",5} {"n",5} {"k",5} {"GFLOP/s",9} {"of peak",8}");
@@ -209,14 +217,15 @@ public static class BenchCommand
         [.. s.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(p =>
             int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= 1 ? n : throw new ArgumentException($"{option} takes positive whole numbers separated by commas; '{p}' is not one.")).Distinct()];
 
-    private static void WritePeaks(Utf8JsonWriter w, Dictionary<int, double> peaks)
+    /// <summary>Writes <paramref name="values"/> as an array named <paramref name="name"/> of { threads, <paramref name="field"/> }.</summary>
+    private static void WritePerThreadCount(Utf8JsonWriter w, string name, string field, Dictionary<int, double> values, int digits)
     {
-        w.WriteStartArray("peak");
-        foreach (var (t, p) in peaks)
+        w.WriteStartArray(name);
+        foreach (var (t, v) in values)
         {
             w.WriteStartObject();
             w.WriteNumber("threads", t);
-            w.WriteNumber("gflops", Math.Round(p, 2));
+            w.WriteNumber(field, Math.Round(v, digits));
             w.WriteEndObject();
         }
 
