@@ -113,16 +113,11 @@ public static class GemmBenchmark
     /// <summary>
     /// Nanoseconds a team of <paramref name="threads"/> takes to run an empty job, best of many windows: the time to
     /// wake the other members and learn that they are done, which every multi-threaded GEMM call pays on top of its
-    /// share of the work. It is set by how fast one core sees another's write. Zero for one thread (no team).
+    /// share of the work. It is set by how fast one core sees another's write. A single thread has no team to time.
     /// </summary>
     public static double MeasureForkJoin(int threads, double seconds = 0.2)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
-        if (threads == 1)
-        {
-            return 0;
-        }
-
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 2);
         using var team = new ThreadTeam(threads);
         var nothing = new EmptyJob();
         const int reps = 1000;

@@ -191,13 +191,10 @@ internal static unsafe class PackedGemm
         }
     }
 
+    /// <summary>A full tile without 512-bit vectors (<see cref="Tile"/> gives those to <see cref="Kernel512"/>).</summary>
     private static void Kernel(int kc, float* a, long rs, long ps, float* b, long bs, float* c, int ldc, float alpha, float beta)
     {
-        if (Vector512.IsHardwareAccelerated)
-        {
-            Kernel512(kc, a, rs, ps, b, bs, c, ldc, alpha, beta, Mr, Nr);
-        }
-        else if (Vector256.IsHardwareAccelerated)
+        if (Vector256.IsHardwareAccelerated)
         {
             Kernel256(kc, a, rs, ps, b, bs, c, ldc, alpha, beta, Mr, Half);
             Kernel256(kc, a, rs, ps, b + Half, bs, c + Half, ldc, alpha, beta, Mr, Half);
@@ -224,9 +221,7 @@ internal static unsafe class PackedGemm
             }
         }
 
-        // Rows past a ragged strip's mr are its last row again: read in bounds, computed, never stored.
-        float* a0 = a, a1 = a + Math.Min(1, mr - 1) * rs, a2 = a + Math.Min(2, mr - 1) * rs;
-        float* a3 = a + Math.Min(3, mr - 1) * rs, a4 = a + Math.Min(4, mr - 1) * rs, a5 = a + Math.Min(5, mr - 1) * rs;
+        float* a0 = a, a1 = Row(a, 1, mr, rs), a2 = Row(a, 2, mr, rs), a3 = Row(a, 3, mr, rs), a4 = Row(a, 4, mr, rs), a5 = Row(a, 5, mr, rs);
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         long end = kc * ps;
@@ -305,9 +300,7 @@ internal static unsafe class PackedGemm
             }
         }
 
-        // Rows past a ragged strip's mr are its last row again: read in bounds, computed, never stored.
-        float* a0 = a, a1 = a + Math.Min(1, mr - 1) * rs, a2 = a + Math.Min(2, mr - 1) * rs;
-        float* a3 = a + Math.Min(3, mr - 1) * rs, a4 = a + Math.Min(4, mr - 1) * rs, a5 = a + Math.Min(5, mr - 1) * rs;
+        float* a0 = a, a1 = Row(a, 1, mr, rs), a2 = Row(a, 2, mr, rs), a3 = Row(a, 3, mr, rs), a4 = Row(a, 4, mr, rs), a5 = Row(a, 5, mr, rs);
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         long end = kc * ps;
@@ -375,6 +368,13 @@ internal static unsafe class PackedGemm
             StorePartial512(c + 5L * ldc, c50, c51, maskHi, alpha, beta);
         }
     }
+
+    /// <summary>
+    /// Row <paramref name="r"/> of a strip of <paramref name="mr"/> rows read in place. Rows past a ragged strip's last
+    /// are that last row again: read in bounds, computed, never stored.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float* Row(float* a, int r, int mr, long rs) => a + Math.Min(r, mr - 1) * rs;
 
     /// <summary>Stores a row of 16 + (up to 16 masked) columns; masked lanes are neither read nor written.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -466,9 +466,7 @@ internal static unsafe class PackedGemm
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Kernel128(int kc, float* a, long rs, long ps, float* b, long bs, float* c, int ldc, float alpha, float beta, int column, int mr)
     {
-        // Rows past a ragged strip's mr are its last row again: read in bounds, computed, never stored.
-        float* a0 = a, a1 = a + Math.Min(1, mr - 1) * rs, a2 = a + Math.Min(2, mr - 1) * rs;
-        float* a3 = a + Math.Min(3, mr - 1) * rs, a4 = a + Math.Min(4, mr - 1) * rs, a5 = a + Math.Min(5, mr - 1) * rs;
+        float* a0 = a, a1 = Row(a, 1, mr, rs), a2 = Row(a, 2, mr, rs), a3 = Row(a, 3, mr, rs), a4 = Row(a, 4, mr, rs), a5 = Row(a, 5, mr, rs);
         Vector128<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector128<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         b += column;
