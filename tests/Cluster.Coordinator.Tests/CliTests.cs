@@ -218,7 +218,10 @@ public sealed class CliTests : IDisposable
         // Only a call of more than one thread forks and joins.
         var forkJoin = Assert.Single(json.RootElement.GetProperty("forkJoin").EnumerateArray());
         Assert.Equal(2, forkJoin.GetProperty("threads").GetInt32());
-        Assert.InRange(forkJoin.GetProperty("nanoseconds").GetDouble(), 1, 1e6);
+        // A time, so only its sign and finiteness are asserted: on cores busy with other tests a fork-join can take
+        // milliseconds.
+        var nanoseconds = forkJoin.GetProperty("nanoseconds").GetDouble();
+        Assert.True(nanoseconds > 0 && double.IsFinite(nanoseconds), $"{nanoseconds}");
         foreach (var field in new[] { "backend", "threads", "m", "n", "k", "gflops" })
         {
             Assert.True(gemm[0].TryGetProperty(field, out _), field);
