@@ -90,8 +90,9 @@ public sealed class GemmTests
     [MemberData(nameof(Backends))]
     public void Gemm_NarrowOutputs_MatchReference(string name, int threads)
     {
-        // Up to 12 columns (an output layer) the managed backend vectorises along M: 16-row tiles, A transposed inside
-        // the kernel 8 values of K at a time (K tails of 1..7), ragged last tiles, transposed B, and several K blocks.
+        // Up to 12 columns (an output layer) the managed backend vectorises along M: 32-row tiles (m 33 and 64), 16-row
+        // tiles, A transposed inside the kernel 8 values of K at a time (K tails of 1..7), ragged last tiles, transposed
+        // B, and several K blocks.
         using var backend = BackendFactory.Create(name, threads);
         var seed = 5000UL;
         foreach (var ta in new[] { false, true })

@@ -7,12 +7,14 @@ namespace Cluster.Compute.Kernels;
 /// <summary>
 /// GEMM for a C of at most <see cref="MaxColumns"/> columns (a 10-class output layer and its weight gradient):
 /// vectorised along M instead of N. Padding 10 columns to a 16-wide strip leaves 6 of 16 lanes idle; here a 512-bit
-/// vector holds one column of 16 rows, each B value is broadcast, and no lane is idle. Each element is the same
-/// sequence of fused multiply-adds as in <see cref="PackedGemm"/>, so the two paths give identical bits.
+/// vector holds one column of 16 rows, each B value is broadcast, and no lane is idle. Rows go in tiles of 32 (two
+/// vectors, so each broadcast feeds two multiply-adds: one load per multiply-add was the limit on a core with two
+/// 512-bit FMA units) and a last tile of 16. Each element is the same sequence of fused multiply-adds as in
+/// <see cref="PackedGemm"/>, so the two paths give identical bits.
 /// </summary>
 internal static unsafe class NarrowGemm
 {
-    /// <summary>Widest C handled here: 12 accumulators, one A vector and one broadcast fit the 32 vector registers.</summary>
+    /// <summary>Widest C handled here: 2 x 12 accumulators, two A vectors and one broadcast fit the 32 vector registers.</summary>
     public const int MaxColumns = 12;
 
     /// <summary>Rows of one tile: the lanes of a 512-bit vector.</summary>
@@ -27,8 +29,8 @@ internal static unsafe class NarrowGemm
         var n = colEnd - colStart;
         // The tile column-major (column j at j * Rows) as the accumulators leave it, then row-major for the store.
         var tile = stackalloc float[Rows * MaxColumns];
-        // The kernel's two blocks of 8 values of p x 16 rows, when it transposes A itself.
-        var blocks = stackalloc float[2 * 8 * Rows];
+        // The kernel's two blocks of 8 values of p x 32 rows, when it transposes A itself.
+        var blocks = stackalloc float[2 * 8 * 2 * Rows];
         var rowsOut = stackalloc float[Rows * 8];
         var mask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(n)).AsSingle();
         for (var pc = 0; pc < g.K; pc += PackedGemm.Kc)
@@ -58,7 +60,22 @@ internal static unsafe class NarrowGemm
             }
 
             var beta = pc == 0 ? g.Beta : 1f;
-            for (var i0 = rowStart; i0 < rowEnd; i0 += Rows)
+            var i0 = rowStart;
+            for (; rowEnd - i0 >= 2 * Rows; i0 += 2 * Rows)
+            {
+                // 32 rows as two vectors: each broadcast B value feeds two multiply-adds, so the kernel loads half as
+                // many values per multiply-add. op(A) is read in place as in the 16-row tiles below.
+                if (g.TransA)
+                {
+                    Kernel(n, kc, true, g.A + (long)pc * g.Lda + i0, g.Lda, null, b, bs, null, g.C + (long)i0 * g.Ldc + colStart, g.Ldc, g.Alpha, beta, mask);
+                }
+                else
+                {
+                    Kernel(n, kc, true, g.A + (long)i0 * g.Lda + pc, g.Lda, blocks, b, bs, null, g.C + (long)i0 * g.Ldc + colStart, g.Ldc, g.Alpha, beta, mask);
+                }
+            }
+
+            for (; i0 < rowEnd; i0 += Rows)
             {
                 var mr = Math.Min(Rows, rowEnd - i0);
                 float* a;
@@ -87,11 +104,11 @@ internal static unsafe class NarrowGemm
                 if (mr == Rows)
                 {
                     // A full tile goes from the accumulators to C by an in-register transpose and masked row stores.
-                    Kernel(n, kc, a, sa, block, b, bs, null, g.C + (long)i0 * g.Ldc + colStart, g.Ldc, g.Alpha, beta, mask);
+                    Kernel(n, kc, false, a, sa, block, b, bs, null, g.C + (long)i0 * g.Ldc + colStart, g.Ldc, g.Alpha, beta, mask);
                 }
                 else
                 {
-                    Kernel(n, kc, a, sa, null, b, bs, tile, null, 0, 0f, 0f, default);
+                    Kernel(n, kc, false, a, sa, null, b, bs, tile, null, 0, 0f, 0f, default);
                     Store(g, tile, rowsOut, i0, mr, colStart, n, beta);
                 }
             }
@@ -126,45 +143,64 @@ internal static unsafe class NarrowGemm
         }
     }
 
-    private static void Kernel(int n, int kc, float* a, long sa, float* block, float* b, long bs, float* tile, float* c, long ldc, float alpha, float beta, Vector512<float> mask)
+    private static void Kernel(int n, int kc, bool two, float* a, long sa, float* block, float* b, long bs, float* tile, float* c, long ldc, float alpha, float beta, Vector512<float> mask)
+    {
+        if (two)
+        {
+            Kernel<TwoVectors>(n, kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask);
+        }
+        else
+        {
+            Kernel<OneVector>(n, kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask);
+        }
+    }
+
+    private static void Kernel<R>(int n, int kc, float* a, long sa, float* block, float* b, long bs, float* tile, float* c, long ldc, float alpha, float beta, Vector512<float> mask)
+        where R : struct, IRowVectors
     {
         switch (n)
         {
-            case 1: Kernel<Columns1>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 2: Kernel<Columns2>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 3: Kernel<Columns3>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 4: Kernel<Columns4>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 5: Kernel<Columns5>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 6: Kernel<Columns6>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 7: Kernel<Columns7>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 8: Kernel<Columns8>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 9: Kernel<Columns9>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 10: Kernel<Columns10>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 11: Kernel<Columns11>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            default: Kernel<Columns12>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 1: Kernel<Columns1, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 2: Kernel<Columns2, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 3: Kernel<Columns3, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 4: Kernel<Columns4, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 5: Kernel<Columns5, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 6: Kernel<Columns6, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 7: Kernel<Columns7, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 8: Kernel<Columns8, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 9: Kernel<Columns9, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 10: Kernel<Columns10, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 11: Kernel<Columns11, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            default: Kernel<Columns12, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
         }
     }
 
     /// <summary>
-    /// 16 rows x T.Count columns: one A vector per p (from <paramref name="a"/> with stride <paramref name="sa"/>, or, with
-    /// <paramref name="block"/>, transposed from 16 rows of A), times each broadcast B value of that p. The accumulators go to
-    /// <paramref name="tile"/> column-major, or, when <paramref name="tile"/> is null, straight into the 16 rows of C
-    /// at <paramref name="c"/> as C = alpha * AB + beta * C.
+    /// 16 rows (32 with <typeparamref name="R"/> two vectors) x T.Count columns: one A vector per p and 16 rows (from
+    /// <paramref name="a"/> with stride <paramref name="sa"/>, or, with <paramref name="block"/>, transposed from the rows
+    /// of A), times each broadcast B value of that p. The accumulators go to <paramref name="tile"/> column-major (one
+    /// vector only), or, when <paramref name="tile"/> is null, straight into the rows of C at <paramref name="c"/> as
+    /// C = alpha * AB + beta * C.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel<T>(int kc, float* a, long sa, float* block, float* b, long bs, float* tile, float* c, long ldc, float alpha, float beta, Vector512<float> mask)
+    private static void Kernel<T, R>(int kc, float* a, long sa, float* block, float* b, long bs, float* tile, float* c, long ldc, float alpha, float beta, Vector512<float> mask)
         where T : struct, IColumnCount
+        where R : struct, IRowVectors
     {
         Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
         Vector512<float> c6 = default, c7 = default, c8 = default, c9 = default, c10 = default, c11 = default;
-        // With block (two scratch blocks of 8 values of p x 16 rows), a holds the tile's 16 rows of A (row stride sa):
-        // the kernel transposes them 8 values of p at a time, one chunk ahead of its multiply-adds, so the shuffles
-        // of the transpose overlap the multiply-adds instead of running as a separate packing pass.
+        // The second vector's accumulators (rows 16..31), untouched with one vector.
+        Vector512<float> d0 = default, d1 = default, d2 = default, d3 = default, d4 = default, d5 = default;
+        Vector512<float> d6 = default, d7 = default, d8 = default, d9 = default, d10 = default, d11 = default;
+        var rows = R.Two ? 2 * Rows : Rows;
+        // With block (two scratch blocks of 8 values of p x the tile's rows), a holds the tile's rows of A (row stride
+        // sa): the kernel transposes them 8 values of p at a time, one chunk ahead of its multiply-adds, so the
+        // shuffles of the transpose overlap the multiply-adds instead of running as a separate packing pass.
         var transpose = block != null;
         var chunk = transpose ? 8 : kc;
         if (transpose)
         {
-            TransposeChunk(a, sa, Math.Min(8, kc), block);
+            TransposeChunk(a, sa, Math.Min(8, kc), block, rows);
         }
 
         for (var p0 = 0; p0 < kc; p0 += chunk)
@@ -177,29 +213,30 @@ internal static unsafe class NarrowGemm
                 // The blocks in turn: the next chunk is transposed before this one's multiply-adds, so its stores have
                 // left the store queue when they are loaded (a 64-byte load of two 32-byte stores still in flight
                 // cannot be forwarded and stalls; transposing each chunk just before its use was slower than packing).
-                ap = block + (p0 & 8) * Rows;
-                step = Rows;
+                ap = block + (p0 & 8) * rows;
+                step = rows;
                 if (p0 + 8 < kc)
                 {
-                    TransposeChunk(a + p0 + 8, sa, Math.Min(8, kc - p0 - 8), block + ((p0 + 8) & 8) * Rows);
+                    TransposeChunk(a + p0 + 8, sa, Math.Min(8, kc - p0 - 8), block + ((p0 + 8) & 8) * rows, rows);
                 }
             }
 
             for (var p = 0; p < length; p++)
             {
                 var av = Vector512.Load(ap);
-                c0 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[0]), c0);
-                if (T.Count > 1) { c1 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[1]), c1); }
-                if (T.Count > 2) { c2 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[2]), c2); }
-                if (T.Count > 3) { c3 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[3]), c3); }
-                if (T.Count > 4) { c4 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[4]), c4); }
-                if (T.Count > 5) { c5 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[5]), c5); }
-                if (T.Count > 6) { c6 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[6]), c6); }
-                if (T.Count > 7) { c7 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[7]), c7); }
-                if (T.Count > 8) { c8 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[8]), c8); }
-                if (T.Count > 9) { c9 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[9]), c9); }
-                if (T.Count > 10) { c10 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[10]), c10); }
-                if (T.Count > 11) { c11 = Vector512.MultiplyAddEstimate(av, Vector512.Create(b[11]), c11); }
+                var aw = R.Two ? Vector512.Load(ap + Rows) : default;
+                { var v = Vector512.Create(b[0]); c0 = Vector512.MultiplyAddEstimate(av, v, c0); if (R.Two) { d0 = Vector512.MultiplyAddEstimate(aw, v, d0); } }
+                if (T.Count > 1) { var v = Vector512.Create(b[1]); c1 = Vector512.MultiplyAddEstimate(av, v, c1); if (R.Two) { d1 = Vector512.MultiplyAddEstimate(aw, v, d1); } }
+                if (T.Count > 2) { var v = Vector512.Create(b[2]); c2 = Vector512.MultiplyAddEstimate(av, v, c2); if (R.Two) { d2 = Vector512.MultiplyAddEstimate(aw, v, d2); } }
+                if (T.Count > 3) { var v = Vector512.Create(b[3]); c3 = Vector512.MultiplyAddEstimate(av, v, c3); if (R.Two) { d3 = Vector512.MultiplyAddEstimate(aw, v, d3); } }
+                if (T.Count > 4) { var v = Vector512.Create(b[4]); c4 = Vector512.MultiplyAddEstimate(av, v, c4); if (R.Two) { d4 = Vector512.MultiplyAddEstimate(aw, v, d4); } }
+                if (T.Count > 5) { var v = Vector512.Create(b[5]); c5 = Vector512.MultiplyAddEstimate(av, v, c5); if (R.Two) { d5 = Vector512.MultiplyAddEstimate(aw, v, d5); } }
+                if (T.Count > 6) { var v = Vector512.Create(b[6]); c6 = Vector512.MultiplyAddEstimate(av, v, c6); if (R.Two) { d6 = Vector512.MultiplyAddEstimate(aw, v, d6); } }
+                if (T.Count > 7) { var v = Vector512.Create(b[7]); c7 = Vector512.MultiplyAddEstimate(av, v, c7); if (R.Two) { d7 = Vector512.MultiplyAddEstimate(aw, v, d7); } }
+                if (T.Count > 8) { var v = Vector512.Create(b[8]); c8 = Vector512.MultiplyAddEstimate(av, v, c8); if (R.Two) { d8 = Vector512.MultiplyAddEstimate(aw, v, d8); } }
+                if (T.Count > 9) { var v = Vector512.Create(b[9]); c9 = Vector512.MultiplyAddEstimate(av, v, c9); if (R.Two) { d9 = Vector512.MultiplyAddEstimate(aw, v, d9); } }
+                if (T.Count > 10) { var v = Vector512.Create(b[10]); c10 = Vector512.MultiplyAddEstimate(av, v, c10); if (R.Two) { d10 = Vector512.MultiplyAddEstimate(aw, v, d10); } }
+                if (T.Count > 11) { var v = Vector512.Create(b[11]); c11 = Vector512.MultiplyAddEstimate(av, v, c11); if (R.Two) { d11 = Vector512.MultiplyAddEstimate(aw, v, d11); } }
                 ap += step;
                 b += bs;
             }
@@ -209,11 +246,16 @@ internal static unsafe class NarrowGemm
         {
             // Columns past T.Count were never touched and are zero.
             StoreTransposed(c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c, ldc, alpha, beta, mask);
+            if (R.Two)
+            {
+                StoreTransposed(d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11, c + Rows * ldc, ldc, alpha, beta, mask);
+            }
+
             return;
         }
 
         c0.Store(tile);
-        if (T.Count > 1) { c1.Store(tile + Rows); }
+        if (T.Count > 1) { c1.Store(tile + 1 * Rows); }
         if (T.Count > 2) { c2.Store(tile + 2 * Rows); }
         if (T.Count > 3) { c3.Store(tile + 3 * Rows); }
         if (T.Count > 4) { c4.Store(tile + 4 * Rows); }
@@ -226,19 +268,20 @@ internal static unsafe class NarrowGemm
         if (T.Count > 11) { c11.Store(tile + 11 * Rows); }
     }
 
-    /// <summary>Writes p = 0..w-1 (w &lt;= 8) of 16 rows of A (row stride sa) column-major to <paramref name="dst"/>.</summary>
+    /// <summary>Writes p = 0..w-1 (w &lt;= 8) of <paramref name="rows"/> rows of A (row stride sa) column-major to <paramref name="dst"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void TransposeChunk(float* rows, long sa, int w, float* dst)
+    private static void TransposeChunk(float* src, long sa, int w, float* dst, int rows)
     {
-        if (w == 8)
+        for (var r = 0; r < rows; r += 8)
         {
-            PackedGemm.Transpose8x8(rows, sa, dst, Rows);
-            PackedGemm.Transpose8x8(rows + 8 * sa, sa, dst + 8, Rows);
-        }
-        else
-        {
-            PackedGemm.Transpose8xW(rows, sa, dst, Rows, w);
-            PackedGemm.Transpose8xW(rows + 8 * sa, sa, dst + 8, Rows, w);
+            if (w == 8)
+            {
+                PackedGemm.Transpose8x8(src + r * sa, sa, dst + r, rows);
+            }
+            else
+            {
+                PackedGemm.Transpose8xW(src + r * sa, sa, dst + r, rows, w);
+            }
         }
     }
 
@@ -348,6 +391,14 @@ internal static unsafe class NarrowGemm
             }
         }
     }
+
+    private interface IRowVectors
+    {
+        static abstract bool Two { get; }
+    }
+
+    private struct OneVector : IRowVectors { public static bool Two => false; }
+    private struct TwoVectors : IRowVectors { public static bool Two => true; }
 
     private interface IColumnCount
     {
