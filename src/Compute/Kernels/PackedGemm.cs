@@ -52,8 +52,11 @@ internal static unsafe class PackedGemm
     /// <summary>Floats a thread needs for its packed B panel.</summary>
     public const int PackBSize = Kc * Nc;
 
-    /// <summary>Computes rows [rowStart, rowEnd) x columns [colStart, colEnd) of C.</summary>
-    public static void Compute(in GemmCall g, int rowStart, int rowEnd, int colStart, int colEnd, float* packA, float* packB)
+    /// <summary>
+    /// Computes rows [rowStart, rowEnd) x columns [colStart, colEnd) of C, its row blocks and strips from the last to the
+    /// first when <paramref name="descending"/> (the same result: each element is computed the same way in either order).
+    /// </summary>
+    public static void Compute(in GemmCall g, int rowStart, int rowEnd, int colStart, int colEnd, float* packA, float* packB, bool descending = false)
     {
         if (rowStart >= rowEnd || colStart >= colEnd)
         {
@@ -88,9 +91,12 @@ internal static unsafe class PackedGemm
                 var fullColumns = directB ? nc / Nr * Nr : 0;
                 PackB(g, pc, kc, jc + fullColumns, nc - fullColumns, packB);
                 var beta = pc == 0 ? g.Beta : 1f;
-                for (var ic = rowStart; ic < rowEnd; ic += Mc)
+                var blocks = (rowEnd - rowStart + Mc - 1) / Mc;
+                for (var blockIndex = 0; blockIndex < blocks; blockIndex++)
                 {
+                    var ic = rowStart + (descending ? blocks - 1 - blockIndex : blockIndex) * Mc;
                     var mc = Math.Min(Mc, rowEnd - ic);
+                    var strips = (mc + Mr - 1) / Mr;
                     // Reused across many column strips, a packed block beats in-place reads (no cache-set
                     // aliasing between rows a power of two apart); for a few strips the copy is not worth it.
                     // Read in place, a ragged last strip of mr < MR rows is too: the kernels point the missing rows at
@@ -109,8 +115,9 @@ internal static unsafe class PackedGemm
                         var nr = Math.Min(Nr, nc - jr);
                         var bPanel = jr < fullColumns ? g.B + (long)pc * g.Ldb + jc + jr : packB + (jr - fullColumns) * kc;
                         long bs = jr < fullColumns ? g.Ldb : StripWidth(nr);
-                        for (var ir = 0; ir < mc; ir += Mr)
+                        for (var stripIndex = 0; stripIndex < strips; stripIndex++)
                         {
+                            var ir = (descending ? strips - 1 - stripIndex : stripIndex) * Mr;
                             var c = g.C + (long)(ic + ir) * g.Ldc + jc + jr;
                             var mr = Math.Min(Mr, mc - ir);
                             if (packAll)
