@@ -174,6 +174,48 @@ public sealed class GemmTests
     }
 
     [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public unsafe void Gemm_MisalignedB_GivesTheBitsOfAlignedB(int threads)
+    {
+        // A B read in place whose rows are off the 64-byte lines is copied aligned when its panel outgrows L1 and
+        // enough rows reuse it (the network's weight gradients at batch 256); both ways must give the same bits.
+        using var backend = new ManagedBackend(threads);
+        foreach (var (ta, m, n, k) in new[] { (true, 784, 128, 256), (true, 128, 64, 256), (false, 256, 128, 300), (false, 64, 40, 300) })
+        {
+            var a = Tolerances.RandomVector(m * k, 90);
+            var b = Tolerances.RandomVector(k * n, 91);
+            var storage = GC.AllocateArray<float>(k * n + 32, pinned: true);
+            float[]? expected = null;
+            fixed (float* p = storage)
+            {
+                var aligned = (int)((64 - ((nint)p & 63)) & 63) / sizeof(float);
+                for (var shift = 0; shift < 16; shift += 3)
+                {
+                    var slice = storage.AsSpan(aligned + shift, k * n);
+                    b.CopyTo(slice);
+                    var c = new float[m * n];
+                    backend.Gemm(ta, false, m, n, k, 1f, a, ta ? m : k, slice, n, 0f, c, n);
+                    if (expected is null)
+                    {
+                        expected = c;
+                        var reference = new float[m * n];
+                        ReferenceKernels.Gemm(ta, false, m, n, k, 1f, a, ta ? m : k, b, n, 0f, reference, n);
+                        for (var i = 0; i < c.Length; i++)
+                        {
+                            Tolerances.Close(reference[i], c[i], Tolerances.Gemm, k, $"{m}x{n}x{k} C[{i}]");
+                        }
+                    }
+                    else
+                    {
+                        Assert.True(expected.AsSpan().SequenceEqual(c), $"{m}x{n}x{k}, B {shift} floats off a line: other bits");
+                    }
+                }
+            }
+        }
+    }
+
+    [Theory]
     [MemberData(nameof(Backends))]
     public void Gemm_AlphaBetaAndLeadingDimensions_FollowBlas(string name, int threads)
     {
