@@ -26,7 +26,7 @@ internal unsafe struct GemmCall
 /// Cache-blocked GEMM on packed panels (the BLIS loop nest): B is packed into KC x NR strips that stay in L1,
 /// A into MC x KC blocks of MR-row strips that stay in L2, and a 6x32 register-blocked FMA micro-kernel (two 512-bit
 /// vectors per row where the CPU has them, else two 6x16 tiles of 256-bit vectors, else 128-bit pieces)
-/// computes each tile. The transposes are absorbed by the packing routines. A C of at most 12 columns goes to
+/// computes each tile; with 512-bit vectors, two full strips side by side are computed as one 6x64 tile. The transposes are absorbed by the packing routines. A C of at most 12 columns goes to
 /// <see cref="NarrowGemm"/> instead.
 /// </summary>
 internal static unsafe class PackedGemm
@@ -121,6 +121,32 @@ internal static unsafe class PackedGemm
                         var nr = Math.Min(Nr, nc - jr);
                         var bPanel = jr < fullColumns ? g.B + (long)pc * g.Ldb + jc + jr : packB + (jr - fullColumns) * kc;
                         long bs = jr < fullColumns ? g.Ldb : StripWidth(nr);
+                        if (jr + 2 * Nr <= nc && (jr + Nr < fullColumns) == (jr < fullColumns) && Vector512.IsHardwareAccelerated && Avx512F.IsSupported)
+                        {
+                            // Two full strips side by side per tile (6 x 64, 24 of the 32 vector registers): each A value
+                            // broadcast feeds four multiply-adds instead of two, and a tile's fixed costs (the call, the
+                            // row pointers, the stores' wait for the last multiply-adds) are spread over twice the work,
+                            // which counts most where K is small (the output layer's input gradient, K = 10).
+                            var bPanel2 = jr + Nr < fullColumns ? bPanel + Nr : bPanel + (long)Nr * kc;
+                            for (var stripIndex = 0; stripIndex < strips; stripIndex++)
+                            {
+                                var ir = (descending ? strips - 1 - stripIndex : stripIndex) * Mr;
+                                var c = g.C + (long)(ic + ir) * g.Ldc + jc + jr;
+                                var mr = Math.Min(Mr, mc - ir);
+                                if (packAll)
+                                {
+                                    Kernel512Pair(kc, packA + ir * kc, 1, Mr, bPanel, bPanel2, bs, c, g.Ldc, g.Alpha, beta, mr);
+                                }
+                                else
+                                {
+                                    Kernel512Pair(kc, g.A + (ic + ir) * rowStride + pc * colStride, rowStride, colStride, bPanel, bPanel2, bs, c, g.Ldc, g.Alpha, beta, mr);
+                                }
+                            }
+
+                            jr += Nr;
+                            continue;
+                        }
+
                         for (var stripIndex = 0; stripIndex < strips; stripIndex++)
                         {
                             var ir = (descending ? strips - 1 - stripIndex : stripIndex) * Mr;
@@ -391,6 +417,55 @@ internal static unsafe class PackedGemm
         {
             StorePartial512(c + 5L * ldc, c50, c51, maskHi, alpha, beta);
         }
+    }
+
+    /// <summary>
+    /// Two full 32-column strips at once (B panels <paramref name="b0"/> and <paramref name="b1"/>, the same stride): 24
+    /// accumulators, each element the same multiply-adds in the same order as in <see cref="Kernel512"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel512Pair(int kc, float* a, long rs, long ps, float* b0, float* b1, long bs, float* c, int ldc, float alpha, float beta, int mr)
+    {
+        float* a0 = a, a1 = Row(a, 1, mr, rs), a2 = Row(a, 2, mr, rs), a3 = Row(a, 3, mr, rs), a4 = Row(a, 4, mr, rs), a5 = Row(a, 5, mr, rs);
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        Vector512<float> d00 = default, d01 = default, d10 = default, d11 = default, d20 = default, d21 = default;
+        Vector512<float> d30 = default, d31 = default, d40 = default, d41 = default, d50 = default, d51 = default;
+        long end = kc * ps;
+        long boff = 0;
+        for (long off = 0; off != end; off += ps)
+        {
+            var x0 = Vector512.Load(b0 + boff);
+            var x1 = Vector512.Load(b0 + boff + 16);
+            var y0 = Vector512.Load(b1 + boff);
+            var y1 = Vector512.Load(b1 + boff + 16);
+            Fma4(Vector512.Create(a0[off]), x0, x1, y0, y1, ref c00, ref c01, ref d00, ref d01);
+            Fma4(Vector512.Create(a1[off]), x0, x1, y0, y1, ref c10, ref c11, ref d10, ref d11);
+            Fma4(Vector512.Create(a2[off]), x0, x1, y0, y1, ref c20, ref c21, ref d20, ref d21);
+            Fma4(Vector512.Create(a3[off]), x0, x1, y0, y1, ref c30, ref c31, ref d30, ref d31);
+            Fma4(Vector512.Create(a4[off]), x0, x1, y0, y1, ref c40, ref c41, ref d40, ref d41);
+            Fma4(Vector512.Create(a5[off]), x0, x1, y0, y1, ref c50, ref c51, ref d50, ref d51);
+            boff += bs;
+        }
+
+        Store512(c, c00, c01, alpha, beta);
+        Store512(c + Nr, d00, d01, alpha, beta);
+        if (mr > 1) { Store512(c + ldc, c10, c11, alpha, beta); Store512(c + ldc + Nr, d10, d11, alpha, beta); }
+        if (mr > 2) { Store512(c + 2L * ldc, c20, c21, alpha, beta); Store512(c + 2L * ldc + Nr, d20, d21, alpha, beta); }
+        if (mr > 3) { Store512(c + 3L * ldc, c30, c31, alpha, beta); Store512(c + 3L * ldc + Nr, d30, d31, alpha, beta); }
+        if (mr > 4) { Store512(c + 4L * ldc, c40, c41, alpha, beta); Store512(c + 4L * ldc + Nr, d40, d41, alpha, beta); }
+        if (mr > 5) { Store512(c + 5L * ldc, c50, c51, alpha, beta); Store512(c + 5L * ldc + Nr, d50, d51, alpha, beta); }
+    }
+
+    /// <summary>One row of a 6x64 tile: the row's A value times the four B vectors, into the row's four accumulators.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Fma4(Vector512<float> av, Vector512<float> x0, Vector512<float> x1, Vector512<float> y0, Vector512<float> y1,
+        ref Vector512<float> c0, ref Vector512<float> c1, ref Vector512<float> d0, ref Vector512<float> d1)
+    {
+        c0 = Vector512.MultiplyAddEstimate(av, x0, c0);
+        c1 = Vector512.MultiplyAddEstimate(av, x1, c1);
+        d0 = Vector512.MultiplyAddEstimate(av, y0, d0);
+        d1 = Vector512.MultiplyAddEstimate(av, y1, d1);
     }
 
     /// <summary>
