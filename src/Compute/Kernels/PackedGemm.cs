@@ -26,8 +26,8 @@ internal unsafe struct GemmCall
 /// Cache-blocked GEMM on packed panels (the BLIS loop nest): B is packed into KC x NR strips that stay in L1,
 /// A into MC x KC blocks of MR-row strips that stay in L2, and a 6x32 register-blocked FMA micro-kernel (two 512-bit
 /// vectors per row where the CPU has them, else two 6x16 tiles of 256-bit vectors, else 128-bit pieces)
-/// computes each tile; with 512-bit vectors, two full strips side by side are computed as one 6x64 tile. The transposes are absorbed by the packing routines. A C of at most 12 columns goes to
-/// <see cref="NarrowGemm"/> instead.
+/// computes each tile; with 512-bit vectors, two full strips side by side are one 6x64 tile. The transposes are
+/// absorbed by the packing routines. A C of at most 12 columns goes to <see cref="NarrowGemm"/> instead.
 /// </summary>
 internal static unsafe class PackedGemm
 {
