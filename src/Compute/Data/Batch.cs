@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics.X86;
+
 namespace Cluster.Compute.Data;
 
 /// <summary>Reusable buffers holding one mini-batch gathered from a dataset.</summary>
@@ -101,7 +103,7 @@ public sealed class Batch
     /// </summary>
     private static unsafe void Prefetch(ReadOnlySpan<float> row)
     {
-        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported)
+        if (!Sse.IsSupported)
         {
             return;
         }
@@ -111,12 +113,12 @@ public sealed class Batch
             // A line every 16 floats, and the last, which a row that does not start on a line reaches into.
             for (var offset = 0; offset < row.Length; offset += 16)
             {
-                System.Runtime.Intrinsics.X86.Sse.Prefetch0(p + offset);
+                Sse.Prefetch0(p + offset);
             }
 
             if (!row.IsEmpty)
             {
-                System.Runtime.Intrinsics.X86.Sse.Prefetch0(p + row.Length - 1);
+                Sse.Prefetch0(p + row.Length - 1);
             }
         }
     }

@@ -71,14 +71,8 @@ internal static unsafe class NarrowGemm
             {
                 // 32 rows as two vectors: each broadcast B value feeds two multiply-adds, so the kernel loads half as
                 // many values per multiply-add. op(A) is read in place as in the 16-row tiles below.
-                if (g.TransA)
-                {
-                    Kernel(n, kc, true, g.A + (long)pc * g.Lda + i0, g.Lda, null, b, bs, null, g.C + (long)i0 * g.Ldc + colStart, g.Ldc, g.Alpha, beta, mask);
-                }
-                else
-                {
-                    Kernel(n, kc, true, g.A + (long)i0 * g.Lda + pc, g.Lda, blocks, b, bs, null, g.C + (long)i0 * g.Ldc + colStart, g.Ldc, g.Alpha, beta, mask);
-                }
+                var a = g.TransA ? g.A + (long)pc * g.Lda + i0 : g.A + (long)i0 * g.Lda + pc;
+                Kernel(n, kc, true, a, g.Lda, g.TransA ? null : blocks, b, bs, null, g.C + (long)i0 * g.Ldc + colStart, g.Ldc, g.Alpha, beta, mask);
             }
 
             for (; i0 < rowEnd; i0 += Rows)

@@ -121,46 +121,33 @@ internal static unsafe class PackedGemm
                         var nr = Math.Min(Nr, nc - jr);
                         var bPanel = jr < fullColumns ? g.B + (long)pc * g.Ldb + jc + jr : packB + (jr - fullColumns) * kc;
                         long bs = jr < fullColumns ? g.Ldb : StripWidth(nr);
-                        if (jr + 2 * Nr <= nc && (jr + Nr < fullColumns) == (jr < fullColumns) && Vector512.IsHardwareAccelerated && Avx512F.IsSupported)
-                        {
-                            // Two full strips side by side per tile (6 x 64, 24 of the 32 vector registers): each A value
-                            // broadcast feeds four multiply-adds instead of two, and a tile's fixed costs (the call, the
-                            // row pointers, the stores' wait for the last multiply-adds) are spread over twice the work,
-                            // which counts most where K is small (the output layer's input gradient, K = 10).
-                            var bPanel2 = jr + Nr < fullColumns ? bPanel + Nr : bPanel + (long)Nr * kc;
-                            for (var stripIndex = 0; stripIndex < strips; stripIndex++)
-                            {
-                                var ir = (descending ? strips - 1 - stripIndex : stripIndex) * Mr;
-                                var c = g.C + (long)(ic + ir) * g.Ldc + jc + jr;
-                                var mr = Math.Min(Mr, mc - ir);
-                                if (packAll)
-                                {
-                                    Kernel512Pair(kc, packA + ir * kc, 1, Mr, bPanel, bPanel2, bs, c, g.Ldc, g.Alpha, beta, mr);
-                                }
-                                else
-                                {
-                                    Kernel512Pair(kc, g.A + (ic + ir) * rowStride + pc * colStride, rowStride, colStride, bPanel, bPanel2, bs, c, g.Ldc, g.Alpha, beta, mr);
-                                }
-                            }
-
-                            jr += Nr;
-                            continue;
-                        }
-
+                        // Two full strips side by side per tile (6 x 64, 24 of the 32 vector registers) where the CPU has
+                        // 512-bit vectors: each A value broadcast feeds four multiply-adds instead of two, and a tile's
+                        // fixed costs (the call, the row pointers, the stores' wait for the last multiply-adds) are spread
+                        // over twice the work, which counts most where K is small (the output layer's input gradient).
+                        var pair = jr + 2 * Nr <= nc && (jr + Nr < fullColumns) == (jr < fullColumns) && Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
+                        var bPanel2 = jr + Nr < fullColumns ? bPanel + Nr : bPanel + (long)Nr * kc;
                         for (var stripIndex = 0; stripIndex < strips; stripIndex++)
                         {
                             var ir = (descending ? strips - 1 - stripIndex : stripIndex) * Mr;
                             var c = g.C + (long)(ic + ir) * g.Ldc + jc + jr;
                             var mr = Math.Min(Mr, mc - ir);
-                            if (packAll)
+                            var a = packAll ? packA + ir * kc : g.A + (ic + ir) * rowStride + pc * colStride;
+                            var rs = packAll ? 1 : rowStride;
+                            var ps = packAll ? Mr : colStride;
+                            if (pair)
                             {
-                                Tile(kc, packA + ir * kc, 1, Mr, bPanel, bs, c, g.Ldc, mr, nr, g.Alpha, beta);
+                                Kernel512Pair(kc, a, rs, ps, bPanel, bPanel2, bs, c, g.Ldc, g.Alpha, beta, mr);
                             }
                             else
                             {
-                                var a = g.A + (ic + ir) * rowStride + pc * colStride;
-                                Tile(kc, a, rowStride, colStride, bPanel, bs, c, g.Ldc, mr, nr, g.Alpha, beta);
+                                Tile(kc, a, rs, ps, bPanel, bs, c, g.Ldc, mr, nr, g.Alpha, beta);
                             }
+                        }
+
+                        if (pair)
+                        {
+                            jr += Nr;
                         }
                     }
                 }
