@@ -92,7 +92,7 @@ public sealed class GemmTests
     {
         // Up to 12 columns (an output layer) the managed backend vectorises along M: 32-row tiles (m 33 and 64), 16-row
         // tiles, A transposed inside the kernel 8 values of K at a time (K tails of 1..7), ragged last tiles, transposed
-        // B, and several K blocks.
+        // B, several K blocks, and alpha with and without beta.
         using var backend = BackendFactory.Create(name, threads);
         var seed = 5000UL;
         foreach (var ta in new[] { false, true })
@@ -104,6 +104,7 @@ public sealed class GemmTests
                     foreach (var (m, k) in new[] { (1, 1), (15, 7), (16, 8), (17, 9), (33, 64), (64, 257) })
                     {
                         Check(backend, ta, tb, m, n, k, 1f, 0f, seed++);
+                        Check(backend, ta, tb, m, n, k, 0.75f, 0f, seed++, pad: 1);
                         Check(backend, ta, tb, m, n, k, -0.5f, 1.5f, seed++, pad: 2);
                     }
                 }

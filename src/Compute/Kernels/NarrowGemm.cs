@@ -115,31 +115,28 @@ internal static unsafe class NarrowGemm
         }
     }
 
-    /// <summary>Copies op(A)[i0..i0+mr, pc..pc+kc] with element (r, p) at p * 16 + r, rows past mr zero (a ragged last tile).</summary>
+    /// <summary>
+    /// Copies op(A)[i0..i0+mr, pc..pc+kc] of a ragged last tile (mr &lt; 16) with element (r, p) at p * 16 + r. Rows
+    /// past mr are zero (A transposed) or row mr - 1 again (A in rows): computed, never stored.
+    /// </summary>
     private static void PackA(in GemmCall g, int i0, int mr, int pc, int kc, float* dst)
     {
         if (g.TransA)
         {
+            // Each p's rows are contiguous: one masked load reads the tile's mr of them, nothing past.
+            var rows = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(mr)).AsSingle();
             for (var p = 0; p < kc; p++)
             {
-                var s = g.A + (long)(pc + p) * g.Lda + i0;
-                var d = dst + p * Rows;
-                for (var r = 0; r < Rows; r++)
-                {
-                    d[r] = r < mr ? s[r] : 0f;
-                }
+                Avx512F.MaskLoad(g.A + (long)(pc + p) * g.Lda + i0, rows, Vector512<float>.Zero).Store(dst + p * Rows);
             }
 
             return;
         }
 
-        for (var r = 0; r < Rows; r++)
+        var src = g.A + (long)i0 * g.Lda + pc;
+        for (var p = 0; p < kc; p += 8)
         {
-            var s = g.A + (long)(i0 + r) * g.Lda + pc;
-            for (var p = 0; p < kc; p++)
-            {
-                dst[p * Rows + r] = r < mr ? s[p] : 0f;
-            }
+            PackedGemm.Transpose16x8(src + p, g.Lda, dst + p * Rows, Rows, Math.Min(8, kc - p), mr);
         }
     }
 
@@ -211,8 +208,8 @@ internal static unsafe class NarrowGemm
             if (transpose)
             {
                 // The blocks in turn: the next chunk is transposed before this one's multiply-adds, so its stores have
-                // left the store queue when they are loaded (a 64-byte load of two 32-byte stores still in flight
-                // cannot be forwarded and stalls; transposing each chunk just before its use was slower than packing).
+                // left the store queue when they are loaded (transposing each chunk just before its use was slower
+                // than packing), and the shuffles find multiply-adds to run beside.
                 ap = block + (p0 & 8) * rows;
                 step = rows;
                 if (p0 + 8 < kc)
@@ -272,16 +269,9 @@ internal static unsafe class NarrowGemm
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void TransposeChunk(float* src, long sa, int w, float* dst, int rows)
     {
-        for (var r = 0; r < rows; r += 8)
+        for (var r = 0; r < rows; r += Rows)
         {
-            if (w == 8)
-            {
-                PackedGemm.Transpose8x8(src + r * sa, sa, dst + r, rows);
-            }
-            else
-            {
-                PackedGemm.Transpose8xW(src + r * sa, sa, dst + r, rows, w);
-            }
+            PackedGemm.Transpose16x8(src + r * sa, sa, dst + r, rows, w);
         }
     }
 
@@ -330,31 +320,33 @@ internal static unsafe class NarrowGemm
         var va = Vector512.Create(alpha);
         var vb = Vector512.Create(beta);
         var accumulate = beta != 0;
-        StoreRows(u0, u4, u8, c, ldc, va, vb, accumulate, mask);
-        StoreRows(u1, u5, u9, c + ldc, ldc, va, vb, accumulate, mask);
-        StoreRows(u2, u6, u10, c + 2 * ldc, ldc, va, vb, accumulate, mask);
-        StoreRows(u3, u7, u11, c + 3 * ldc, ldc, va, vb, accumulate, mask);
+        // v * 1 is v, bit for bit: the common alpha = 1 skips the multiply.
+        var scale = alpha != 1;
+        StoreRows(u0, u4, u8, c, ldc, va, vb, accumulate, scale, mask);
+        StoreRows(u1, u5, u9, c + ldc, ldc, va, vb, accumulate, scale, mask);
+        StoreRows(u2, u6, u10, c + 2 * ldc, ldc, va, vb, accumulate, scale, mask);
+        StoreRows(u3, u7, u11, c + 3 * ldc, ldc, va, vb, accumulate, scale, mask);
     }
 
     /// <summary>Rows q, q + 4, q + 8, q + 12 (<paramref name="c"/> points at row q) from the q-th vector of each column group.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void StoreRows(Vector512<float> g0, Vector512<float> g1, Vector512<float> g2, float* c, long ldc,
-        Vector512<float> va, Vector512<float> vb, bool accumulate, Vector512<float> mask)
+        Vector512<float> va, Vector512<float> vb, bool accumulate, bool scale, Vector512<float> mask)
     {
         var v0 = Avx512F.Shuffle4x128(g0, g1, 0x44); // g0 lanes 0,1 then g1 lanes 0,1
         var v1 = Avx512F.Shuffle4x128(g0, g1, 0xEE); // g0 lanes 2,3 then g1 lanes 2,3
         var v2 = Avx512F.Shuffle4x128(g2, Vector512<float>.Zero, 0x44);
         var v3 = Avx512F.Shuffle4x128(g2, Vector512<float>.Zero, 0xEE);
-        StoreRow(Avx512F.Shuffle4x128(v0, v2, 0x88), c, va, vb, accumulate, mask);
-        StoreRow(Avx512F.Shuffle4x128(v0, v2, 0xDD), c + 4 * ldc, va, vb, accumulate, mask);
-        StoreRow(Avx512F.Shuffle4x128(v1, v3, 0x88), c + 8 * ldc, va, vb, accumulate, mask);
-        StoreRow(Avx512F.Shuffle4x128(v1, v3, 0xDD), c + 12 * ldc, va, vb, accumulate, mask);
+        StoreRow(Avx512F.Shuffle4x128(v0, v2, 0x88), c, va, vb, accumulate, scale, mask);
+        StoreRow(Avx512F.Shuffle4x128(v0, v2, 0xDD), c + 4 * ldc, va, vb, accumulate, scale, mask);
+        StoreRow(Avx512F.Shuffle4x128(v1, v3, 0x88), c + 8 * ldc, va, vb, accumulate, scale, mask);
+        StoreRow(Avx512F.Shuffle4x128(v1, v3, 0xDD), c + 12 * ldc, va, vb, accumulate, scale, mask);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreRow(Vector512<float> v, float* c, Vector512<float> va, Vector512<float> vb, bool accumulate, Vector512<float> mask)
+    private static void StoreRow(Vector512<float> v, float* c, Vector512<float> va, Vector512<float> vb, bool accumulate, bool scale, Vector512<float> mask)
     {
-        var result = accumulate ? Vector512.MultiplyAddEstimate(v, va, Avx512F.MaskLoad(c, mask, Vector512<float>.Zero) * vb) : v * va;
+        var result = accumulate ? Vector512.MultiplyAddEstimate(v, va, Avx512F.MaskLoad(c, mask, Vector512<float>.Zero) * vb) : scale ? v * va : v;
         Avx512F.MaskStore(c, mask, result);
     }
 

@@ -719,6 +719,17 @@ internal static unsafe class PackedGemm
                     }
                 }
             }
+            else if (nr == Nr && Vector512.IsHardwareAccelerated && Avx512F.IsSupported)
+            {
+                // op(B)(p, j) = B[j, p]: 16 source rows x 8 values at a time, transposed in registers.
+                var src = g.B + (long)(jc + jr) * g.Ldb + pc;
+                for (var p = 0; p < kc; p += 8)
+                {
+                    var w = Math.Min(8, kc - p);
+                    Transpose16x8(src + p, g.Ldb, strip + p * Nr, Nr, w);
+                    Transpose16x8(src + 16 * g.Ldb + p, g.Ldb, strip + p * Nr + 16, Nr, w);
+                }
+            }
             else if (nr == Nr && Avx.IsSupported)
             {
                 // op(B)(p, j) = B[j, p]: 8x8 blocks of the source rows, transposed in registers.
@@ -779,6 +790,91 @@ internal static unsafe class PackedGemm
             Avx.MaskLoad(src, mask), Avx.MaskLoad(src + lds, mask), Avx.MaskLoad(src + 2 * lds, mask), Avx.MaskLoad(src + 3 * lds, mask),
             Avx.MaskLoad(src + 4 * lds, mask), Avx.MaskLoad(src + 5 * lds, mask), Avx.MaskLoad(src + 6 * lds, mask), Avx.MaskLoad(src + 7 * lds, mask),
             dst, ldd, w);
+    }
+
+    /// <summary>
+    /// Writes the transpose of the 16 x <paramref name="w"/> block at <paramref name="src"/> (w &lt;= 8 columns, row
+    /// stride <paramref name="lds"/>) as <paramref name="w"/> rows of 16 at <paramref name="dst"/> (row stride
+    /// <paramref name="ldd"/>), with 512-bit vectors; nothing past the block is read. With <paramref name="rows"/>
+    /// under 16, the rows past the block's last are that last row again.
+    /// </summary>
+    /// <remarks>
+    /// Each register holds two source rows of 8 (rows i and i + 4, or 8 + i and 12 + i), so the 32-bit and 64-bit
+    /// in-lane shuffles transpose two 8x8 halves at once, and one 128-bit lane shuffle per output row puts the four
+    /// groups of four rows in order: half the shuffles of two 8x8 transposes in 256-bit vectors, and half the
+    /// stores. The in-lane shuffles run beside the multiply-adds on the FMA ports' neighbours; the lane-crossing
+    /// ones (the inserts and the last step) take FMA slots, two per output row.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Transpose16x8(float* src, long lds, float* dst, long ldd, int w, int rows = 16)
+    {
+        if (w == 8)
+        {
+            Transpose16x8(
+                RowPair(Row(src, 0, rows, lds), Row(src, 4, rows, lds)), RowPair(Row(src, 1, rows, lds), Row(src, 5, rows, lds)),
+                RowPair(Row(src, 2, rows, lds), Row(src, 6, rows, lds)), RowPair(Row(src, 3, rows, lds), Row(src, 7, rows, lds)),
+                RowPair(Row(src, 8, rows, lds), Row(src, 12, rows, lds)), RowPair(Row(src, 9, rows, lds), Row(src, 13, rows, lds)),
+                RowPair(Row(src, 10, rows, lds), Row(src, 14, rows, lds)), RowPair(Row(src, 11, rows, lds), Row(src, 15, rows, lds)),
+                dst, ldd, 8);
+            return;
+        }
+
+        var m = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(w)).AsSingle();
+        Transpose16x8(
+            RowPair(Row(src, 0, rows, lds), Row(src, 4, rows, lds), m), RowPair(Row(src, 1, rows, lds), Row(src, 5, rows, lds), m),
+            RowPair(Row(src, 2, rows, lds), Row(src, 6, rows, lds), m), RowPair(Row(src, 3, rows, lds), Row(src, 7, rows, lds), m),
+            RowPair(Row(src, 8, rows, lds), Row(src, 12, rows, lds), m), RowPair(Row(src, 9, rows, lds), Row(src, 13, rows, lds), m),
+            RowPair(Row(src, 10, rows, lds), Row(src, 14, rows, lds), m), RowPair(Row(src, 11, rows, lds), Row(src, 15, rows, lds), m),
+            dst, ldd, w);
+    }
+
+    /// <summary>8 floats at <paramref name="lo"/> then 8 at <paramref name="hi"/> (the load of the second folded into the insert).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> RowPair(float* lo, float* hi) =>
+        Avx512F.InsertVector256(Vector256.Load(lo).ToVector512Unsafe(), Vector256.Load(hi), 1);
+
+    /// <summary>The masked columns of 8 at <paramref name="lo"/> then at <paramref name="hi"/>, zero elsewhere.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> RowPair(float* lo, float* hi, Vector256<float> mask) =>
+        Avx512F.InsertVector256(Avx.MaskLoad(lo, mask).ToVector512Unsafe(), Avx.MaskLoad(hi, mask), 1);
+
+    /// <summary>
+    /// The shuffles of <see cref="Transpose16x8(float*, long, float*, long, int, int)"/>: z0..z3 hold rows i and i + 4
+    /// (i = 0..3), z4..z7 rows 8 + i and 12 + i; the first <paramref name="w"/> rows of the transpose are stored.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose16x8(
+        Vector512<float> z0, Vector512<float> z1, Vector512<float> z2, Vector512<float> z3,
+        Vector512<float> z4, Vector512<float> z5, Vector512<float> z6, Vector512<float> z7, float* dst, long ldd, int w)
+    {
+        var t0 = Avx512F.UnpackLow(z0, z1);
+        var t1 = Avx512F.UnpackHigh(z0, z1);
+        var t2 = Avx512F.UnpackLow(z2, z3);
+        var t3 = Avx512F.UnpackHigh(z2, z3);
+        var t4 = Avx512F.UnpackLow(z4, z5);
+        var t5 = Avx512F.UnpackHigh(z4, z5);
+        var t6 = Avx512F.UnpackLow(z6, z7);
+        var t7 = Avx512F.UnpackHigh(z6, z7);
+
+        // u[q] (u[4 + q]): its 128-bit lanes hold rows 0-3 (8-11) at p = q and at p = 4 + q, then rows 4-7 (12-15) at both.
+        var u0 = Avx512F.Shuffle(t0, t2, 0x44);
+        var u1 = Avx512F.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx512F.Shuffle(t1, t3, 0x44);
+        var u3 = Avx512F.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx512F.Shuffle(t4, t6, 0x44);
+        var u5 = Avx512F.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx512F.Shuffle(t5, t7, 0x44);
+        var u7 = Avx512F.Shuffle(t5, t7, 0xEE);
+
+        // Row p of the transpose: lanes 0 and 2 of u[p] and of u[4 + p] (p < 4), or lanes 1 and 3 of u[p - 4] and u[p].
+        Avx512F.Shuffle4x128(u0, u4, 0x88).Store(dst);
+        if (w > 1) { Avx512F.Shuffle4x128(u1, u5, 0x88).Store(dst + ldd); }
+        if (w > 2) { Avx512F.Shuffle4x128(u2, u6, 0x88).Store(dst + 2 * ldd); }
+        if (w > 3) { Avx512F.Shuffle4x128(u3, u7, 0x88).Store(dst + 3 * ldd); }
+        if (w > 4) { Avx512F.Shuffle4x128(u0, u4, 0xDD).Store(dst + 4 * ldd); }
+        if (w > 5) { Avx512F.Shuffle4x128(u1, u5, 0xDD).Store(dst + 5 * ldd); }
+        if (w > 6) { Avx512F.Shuffle4x128(u2, u6, 0xDD).Store(dst + 6 * ldd); }
+        if (w > 7) { Avx512F.Shuffle4x128(u3, u7, 0xDD).Store(dst + 7 * ldd); }
     }
 
     /// <summary>Writes the transpose of the 8x8 block at <paramref name="src"/> (row stride <paramref name="lds"/>) to <paramref name="dst"/> (row stride <paramref name="ldd"/>).</summary>
