@@ -241,11 +241,23 @@ internal static unsafe class NarrowGemm
 
         if (tile is null)
         {
-            // Columns past T.Count were never touched and are zero.
-            StoreTransposed(c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c, ldc, alpha, beta, mask);
-            if (R.Two)
+            // Columns past T.Count were never touched and are zero. Plain products (alpha 1, beta 0, the layers' case)
+            // are stored as they are: one test per tile instead of two per row.
+            if (alpha == 1 && beta == 0)
             {
-                StoreTransposed(d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11, c + Rows * ldc, ldc, alpha, beta, mask);
+                StoreTransposed<PlainStore>(c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c, ldc, alpha, beta, mask);
+                if (R.Two)
+                {
+                    StoreTransposed<PlainStore>(d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11, c + Rows * ldc, ldc, alpha, beta, mask);
+                }
+            }
+            else
+            {
+                StoreTransposed<BlasStore>(c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c, ldc, alpha, beta, mask);
+                if (R.Two)
+                {
+                    StoreTransposed<BlasStore>(d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11, c + Rows * ldc, ldc, alpha, beta, mask);
+                }
             }
 
             return;
@@ -285,10 +297,11 @@ internal static unsafe class NarrowGemm
     /// 128-bit lane shuffles then gather lane L of each group into row q + 4L.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreTransposed(
+    private static void StoreTransposed<S>(
         Vector512<float> r0, Vector512<float> r1, Vector512<float> r2, Vector512<float> r3, Vector512<float> r4, Vector512<float> r5,
         Vector512<float> r6, Vector512<float> r7, Vector512<float> r8, Vector512<float> r9, Vector512<float> r10, Vector512<float> r11,
         float* c, long ldc, float alpha, float beta, Vector512<float> mask)
+        where S : struct, IStoreMode
     {
         var t0 = Avx512F.UnpackLow(r0, r1);
         var t1 = Avx512F.UnpackHigh(r0, r1);
@@ -320,33 +333,39 @@ internal static unsafe class NarrowGemm
         var va = Vector512.Create(alpha);
         var vb = Vector512.Create(beta);
         var accumulate = beta != 0;
-        // v * 1 is v, bit for bit: the common alpha = 1 skips the multiply.
-        var scale = alpha != 1;
-        StoreRows(u0, u4, u8, c, ldc, va, vb, accumulate, scale, mask);
-        StoreRows(u1, u5, u9, c + ldc, ldc, va, vb, accumulate, scale, mask);
-        StoreRows(u2, u6, u10, c + 2 * ldc, ldc, va, vb, accumulate, scale, mask);
-        StoreRows(u3, u7, u11, c + 3 * ldc, ldc, va, vb, accumulate, scale, mask);
+        StoreRows<S>(u0, u4, u8, c, ldc, va, vb, accumulate, mask);
+        StoreRows<S>(u1, u5, u9, c + ldc, ldc, va, vb, accumulate, mask);
+        StoreRows<S>(u2, u6, u10, c + 2 * ldc, ldc, va, vb, accumulate, mask);
+        StoreRows<S>(u3, u7, u11, c + 3 * ldc, ldc, va, vb, accumulate, mask);
     }
 
     /// <summary>Rows q, q + 4, q + 8, q + 12 (<paramref name="c"/> points at row q) from the q-th vector of each column group.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreRows(Vector512<float> g0, Vector512<float> g1, Vector512<float> g2, float* c, long ldc,
-        Vector512<float> va, Vector512<float> vb, bool accumulate, bool scale, Vector512<float> mask)
+    private static void StoreRows<S>(Vector512<float> g0, Vector512<float> g1, Vector512<float> g2, float* c, long ldc,
+        Vector512<float> va, Vector512<float> vb, bool accumulate, Vector512<float> mask)
+        where S : struct, IStoreMode
     {
         var v0 = Avx512F.Shuffle4x128(g0, g1, 0x44); // g0 lanes 0,1 then g1 lanes 0,1
         var v1 = Avx512F.Shuffle4x128(g0, g1, 0xEE); // g0 lanes 2,3 then g1 lanes 2,3
         var v2 = Avx512F.Shuffle4x128(g2, Vector512<float>.Zero, 0x44);
         var v3 = Avx512F.Shuffle4x128(g2, Vector512<float>.Zero, 0xEE);
-        StoreRow(Avx512F.Shuffle4x128(v0, v2, 0x88), c, va, vb, accumulate, scale, mask);
-        StoreRow(Avx512F.Shuffle4x128(v0, v2, 0xDD), c + 4 * ldc, va, vb, accumulate, scale, mask);
-        StoreRow(Avx512F.Shuffle4x128(v1, v3, 0x88), c + 8 * ldc, va, vb, accumulate, scale, mask);
-        StoreRow(Avx512F.Shuffle4x128(v1, v3, 0xDD), c + 12 * ldc, va, vb, accumulate, scale, mask);
+        StoreRow<S>(Avx512F.Shuffle4x128(v0, v2, 0x88), c, va, vb, accumulate, mask);
+        StoreRow<S>(Avx512F.Shuffle4x128(v0, v2, 0xDD), c + 4 * ldc, va, vb, accumulate, mask);
+        StoreRow<S>(Avx512F.Shuffle4x128(v1, v3, 0x88), c + 8 * ldc, va, vb, accumulate, mask);
+        StoreRow<S>(Avx512F.Shuffle4x128(v1, v3, 0xDD), c + 12 * ldc, va, vb, accumulate, mask);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreRow(Vector512<float> v, float* c, Vector512<float> va, Vector512<float> vb, bool accumulate, bool scale, Vector512<float> mask)
+    private static void StoreRow<S>(Vector512<float> v, float* c, Vector512<float> va, Vector512<float> vb, bool accumulate, Vector512<float> mask)
+        where S : struct, IStoreMode
     {
-        var result = accumulate ? Vector512.MultiplyAddEstimate(v, va, Avx512F.MaskLoad(c, mask, Vector512<float>.Zero) * vb) : scale ? v * va : v;
+        if (S.Plain)
+        {
+            Avx512F.MaskStore(c, mask, v);
+            return;
+        }
+
+        var result = accumulate ? Vector512.MultiplyAddEstimate(v, va, Avx512F.MaskLoad(c, mask, Vector512<float>.Zero) * vb) : v * va;
         Avx512F.MaskStore(c, mask, result);
     }
 
@@ -383,6 +402,15 @@ internal static unsafe class NarrowGemm
             }
         }
     }
+
+    /// <summary>How a tile's rows reach C: as they are (alpha 1, beta 0; v * 1 is v, bit for bit), or as alpha * v + beta * C.</summary>
+    private interface IStoreMode
+    {
+        static abstract bool Plain { get; }
+    }
+
+    private struct PlainStore : IStoreMode { public static bool Plain => true; }
+    private struct BlasStore : IStoreMode { public static bool Plain => false; }
 
     private interface IRowVectors
     {
