@@ -39,9 +39,10 @@ fi
 log=(--logger "console;verbosity=minimal")
 run all dotnet test Cluster.sln -c Release --no-build -nologo -v quiet "${log[@]}"
 # The GEMM kernel has 512-bit, 256-bit and 128-bit forms: the main pass runs the widest this CPU has, these the others.
-run avx512-off env DOTNET_EnableAVX512F=0 dotnet test tests/Cluster.Compute.Tests/Cluster.Compute.Tests.csproj -c Release --no-build -nologo -v quiet "${log[@]}" \
+# (.NET 10 reads DOTNET_EnableAVX512; a test checks that each pass runs no wider than CLUSTER_TEST_MAX_VECTOR_BITS.)
+run avx512-off env DOTNET_EnableAVX512=0 CLUSTER_TEST_MAX_VECTOR_BITS=256 dotnet test tests/Cluster.Compute.Tests/Cluster.Compute.Tests.csproj -c Release --no-build -nologo -v quiet "${log[@]}" \
   --filter "FullyQualifiedName~GemmTests"
-run avx2-off env DOTNET_EnableAVX2=0 dotnet test tests/Cluster.Compute.Tests/Cluster.Compute.Tests.csproj -c Release --no-build -nologo -v quiet "${log[@]}" \
+run avx2-off env DOTNET_EnableAVX2=0 CLUSTER_TEST_MAX_VECTOR_BITS=128 dotnet test tests/Cluster.Compute.Tests/Cluster.Compute.Tests.csproj -c Release --no-build -nologo -v quiet "${log[@]}" \
   --filter "FullyQualifiedName~GemmTests|FullyQualifiedName~ElementwiseKernelTests|FullyQualifiedName~GradientCheckTests"
 
 echo "Tests: $passed passed, $failed failed"

@@ -266,6 +266,20 @@ public sealed class GemmTests
     }
 
     [Fact]
+    public void KernelWidth_IsNoWiderThanThisPassAllows()
+    {
+        // scripts/test.sh runs these tests once more per narrower kernel, and says how wide the kernel may be. If the
+        // runtime ignored the switch that narrows it (.NET 10 ignores DOTNET_EnableAVX512F, which older runtimes
+        // read), that pass would run the widest kernel again and test the narrower ones never.
+        var bits = PackedGemm.VectorBits;
+        Assert.Contains(bits, new[] { 128, 256, 512 });
+        if (Environment.GetEnvironmentVariable("CLUSTER_TEST_MAX_VECTOR_BITS") is { } limit)
+        {
+            Assert.True(bits <= int.Parse(limit, System.Globalization.CultureInfo.InvariantCulture), $"the GEMM kernel runs {bits}-bit vectors; this pass allows {limit}");
+        }
+    }
+
+    [Fact]
     public void Gemm_ThreadCount_DoesNotChangeBits()
     {
         using var one = new ManagedBackend(1);

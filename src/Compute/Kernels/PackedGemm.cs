@@ -40,6 +40,13 @@ internal static unsafe class PackedGemm
     public const int Mc = 120;
     public const int Nc = 2048;
 
+    /// <summary>
+    /// Width in bits of the vectors the kernels run on this process: 512, 256, or 128 (without AVX). The runtime's
+    /// switches narrow it (on .NET 10, DOTNET_EnableAVX512=0 gives 256 and DOTNET_EnableAVX2=0 gives 128).
+    /// </summary>
+    public static int VectorBits =>
+        Vector512.IsHardwareAccelerated && Avx512F.IsSupported ? 512 : Vector256.IsHardwareAccelerated && Avx.IsSupported ? 256 : 128;
+
     /// <summary>Floats a thread needs for its packed A block.</summary>
     public const int PackASize = (Mc + Mr) * Kc;
 
@@ -285,6 +292,24 @@ internal static unsafe class PackedGemm
             c50 = Vector256.MultiplyAddEstimate(av, b0, c50);
             c51 = Vector256.MultiplyAddEstimate(av, b1, c51);
             b += bs;
+        }
+
+        if (mr == Mr && nr == Half && alpha == 1 && beta == 0)
+        {
+            // Plain products (the layers' case) without the two tests per store.
+            c00.Store(c);
+            c01.Store(c + 8);
+            c10.Store(c + ldc);
+            c11.Store(c + ldc + 8);
+            c20.Store(c + 2L * ldc);
+            c21.Store(c + 2L * ldc + 8);
+            c30.Store(c + 3L * ldc);
+            c31.Store(c + 3L * ldc + 8);
+            c40.Store(c + 4L * ldc);
+            c41.Store(c + 4L * ldc + 8);
+            c50.Store(c + 5L * ldc);
+            c51.Store(c + 5L * ldc + 8);
+            return;
         }
 
         if (mr == Mr && nr == Half)
