@@ -71,7 +71,7 @@ public static class GemmBenchmark
             return double.NaN;
         }
 
-        var wide = Vector512.IsHardwareAccelerated;
+        var wide = PackedGemm.VectorBits == 512;
         var lanes = wide ? Vector512<float>.Count : Vector256<float>.Count;
         var iterations = wide ? 2_000_000L : 4_000_000L;
         if (wide)

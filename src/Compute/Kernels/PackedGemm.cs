@@ -132,7 +132,7 @@ internal static unsafe class PackedGemm
                         // 512-bit vectors: each A value broadcast feeds four multiply-adds instead of two, and a tile's
                         // fixed costs (the call, the row pointers, the stores' wait for the last multiply-adds) are spread
                         // over twice the work, which counts most where K is small (the output layer's input gradient).
-                        var pair = jr + 2 * Nr <= nc && (jr + Nr < fullColumns) == (jr < fullColumns) && Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
+                        var pair = jr + 2 * Nr <= nc && (jr + Nr < fullColumns) == (jr < fullColumns) && VectorBits == 512;
                         var bPanel2 = jr + Nr < fullColumns ? bPanel + Nr : bPanel + (long)Nr * kc;
                         for (var stripIndex = 0; stripIndex < strips; stripIndex++)
                         {
@@ -191,7 +191,7 @@ internal static unsafe class PackedGemm
 
     private static void Tile(int kc, float* a, long rs, long ps, float* b, long bs, float* c, int ldc, int mr, int nr, float alpha, float beta)
     {
-        if (Vector512.IsHardwareAccelerated && Avx512F.IsSupported && nr > Half)
+        if (VectorBits == 512 && nr > Half)
         {
             // A full tile, or a 32-column strip short of rows or columns: the 512-bit kernel, storing only the tile's
             // rows and (by an AVX-512 mask, as fast as a plain store) its columns.
@@ -297,18 +297,12 @@ internal static unsafe class PackedGemm
         if (mr == Mr && nr == Half && alpha == 1 && beta == 0)
         {
             // Plain products (the layers' case) without the two tests per store.
-            c00.Store(c);
-            c01.Store(c + 8);
-            c10.Store(c + ldc);
-            c11.Store(c + ldc + 8);
-            c20.Store(c + 2L * ldc);
-            c21.Store(c + 2L * ldc + 8);
-            c30.Store(c + 3L * ldc);
-            c31.Store(c + 3L * ldc + 8);
-            c40.Store(c + 4L * ldc);
-            c41.Store(c + 4L * ldc + 8);
-            c50.Store(c + 5L * ldc);
-            c51.Store(c + 5L * ldc + 8);
+            StoreRow(c, c00, c01);
+            StoreRow(c + ldc, c10, c11);
+            StoreRow(c + 2L * ldc, c20, c21);
+            StoreRow(c + 3L * ldc, c30, c31);
+            StoreRow(c + 4L * ldc, c40, c41);
+            StoreRow(c + 5L * ldc, c50, c51);
             return;
         }
 
@@ -508,6 +502,14 @@ internal static unsafe class PackedGemm
     {
         v0.Store(c);
         v1.Store(c + 16);
+    }
+
+    /// <summary>Stores one row of a 6x16 tile of 256-bit vectors as it is (alpha 1, beta 0).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow(float* c, Vector256<float> v0, Vector256<float> v1)
+    {
+        v0.Store(c);
+        v1.Store(c + 8);
     }
 
     /// <summary>One row of a 6x64 tile: the row's A value times the four B vectors, into the row's four accumulators.</summary>
@@ -785,7 +787,7 @@ internal static unsafe class PackedGemm
                     }
                 }
             }
-            else if (nr == Nr && Vector512.IsHardwareAccelerated && Avx512F.IsSupported)
+            else if (nr == Nr && VectorBits == 512)
             {
                 // op(B)(p, j) = B[j, p]: 16 source rows x 8 values at a time, transposed in registers.
                 var src = g.B + (long)(jc + jr) * g.Ldb + pc;
