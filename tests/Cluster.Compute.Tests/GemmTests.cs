@@ -293,6 +293,72 @@ public sealed class GemmTests
         Assert.Equal(c1, c3);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void Gemm_CallersOnManyThreads_EachGetTheirOwnProduct(int threads)
+    {
+        // One backend's job, packing buffers and team serve one call at a time; callers that overlap must wait their
+        // turn rather than share them. Each caller has its own shapes and inputs (a narrow product among them), so a
+        // product computed with another caller's arguments or buffers shows.
+        using var backend = new ManagedBackend(threads);
+        const int callers = 4;
+        const int rounds = 200;
+        var failures = new string?[callers];
+        using var start = new Barrier(callers);
+        var workers = Enumerable.Range(0, callers).Select(t => new Thread(() =>
+        {
+            var (m, n, k) = (20 + 7 * t, t == 0 ? 10 : 33 + 5 * t, 17 + 3 * t);
+            var a = Tolerances.RandomVector(m * k, (ulong)(10 * t + 1));
+            var b = Tolerances.RandomVector(k * n, (ulong)(10 * t + 2));
+            var expected = new float[m * n];
+            backend.Gemm(false, false, m, n, k, 1f, a, k, b, n, 0f, expected, n);
+            var reference = new float[m * n];
+            ReferenceKernels.Gemm(false, false, m, n, k, 1f, a, k, b, n, 0f, reference, n);
+            var c = new float[m * n];
+            start.SignalAndWait();
+            for (var round = 0; round < rounds && failures[t] is null; round++)
+            {
+                Array.Fill(c, float.NaN);
+                backend.Gemm(false, false, m, n, k, 1f, a, k, b, n, 0f, c, n);
+                if (!c.AsSpan().SequenceEqual(expected))
+                {
+                    failures[t] = $"caller {t} ({m}x{n}x{k}), round {round}: the product changed";
+                }
+            }
+
+            for (var i = 0; i < reference.Length && failures[t] is null; i++)
+            {
+                if (Math.Abs(reference[i] - expected[i]) > Tolerances.Gemm * (k + 1))
+                {
+                    failures[t] = $"caller {t}: C[{i}] = {expected[i]}, reference {reference[i]}";
+                }
+            }
+        })).ToArray();
+        foreach (var worker in workers)
+        {
+            worker.Start();
+        }
+
+        foreach (var worker in workers)
+        {
+            worker.Join();
+        }
+
+        Assert.All(failures, f => Assert.Null(f));
+    }
+
+    [Fact]
+    public void Gemm_AfterDispose_Throws()
+    {
+        var backend = new ManagedBackend(2);
+        backend.Dispose();
+        backend.Dispose(); // a second Dispose does nothing
+        var c = new float[4];
+        Assert.Throws<ObjectDisposedException>(() => backend.Gemm(false, false, 2, 2, 2, 1f, new float[4], 2, new float[4], 2, 0f, c, 2));
+        Assert.All(c, v => Assert.Equal(0f, v));
+    }
+
     [Fact]
     public void OpenBlas_WhenRequested_LoadsOrExplains()
     {

