@@ -39,7 +39,6 @@ internal static unsafe class NarrowGemm
         // The kernel's two blocks of 8 values of p x 32 rows, when it transposes A itself.
         var blocks = stackalloc float[2 * 8 * 2 * Rows];
         var rowsOut = stackalloc float[Rows * 8];
-        var mask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(n)).AsSingle();
         for (var pc = 0; pc < g.K; pc += PackedGemm.Kc)
         {
             var kc = Math.Min(PackedGemm.Kc, g.K - pc);
@@ -73,7 +72,7 @@ internal static unsafe class NarrowGemm
                 // 32 rows as two vectors: each broadcast B value feeds two multiply-adds, so the kernel loads half as
                 // many values per multiply-add. op(A) is read in place as in the 16-row tiles below.
                 var a = g.TransA ? g.A + (long)pc * g.Lda + i0 : g.A + (long)i0 * g.Lda + pc;
-                Kernel(n, kc, true, a, g.Lda, g.TransA ? null : blocks, b, bs, null, g.C + (long)i0 * g.Ldc + colStart, g.Ldc, g.Alpha, beta, mask);
+                Kernel(n, kc, true, a, g.Lda, g.TransA ? null : blocks, b, bs, null, g.C + (long)i0 * g.Ldc + colStart, g.Ldc, g.Alpha, beta);
             }
 
             for (; i0 < rowEnd; i0 += Rows)
@@ -105,11 +104,11 @@ internal static unsafe class NarrowGemm
                 if (mr == Rows)
                 {
                     // A full tile goes from the accumulators to C by an in-register transpose and masked row stores.
-                    Kernel(n, kc, false, a, sa, block, b, bs, null, g.C + (long)i0 * g.Ldc + colStart, g.Ldc, g.Alpha, beta, mask);
+                    Kernel(n, kc, false, a, sa, block, b, bs, null, g.C + (long)i0 * g.Ldc + colStart, g.Ldc, g.Alpha, beta);
                 }
                 else
                 {
-                    Kernel(n, kc, false, a, sa, null, b, bs, tile, null, 0, 0f, 0f, default);
+                    Kernel(n, kc, false, a, sa, null, b, bs, tile, null, 0, 0f, 0f);
                     Store(g, tile, rowsOut, i0, mr, colStart, n, beta);
                 }
             }
@@ -141,35 +140,35 @@ internal static unsafe class NarrowGemm
         }
     }
 
-    private static void Kernel(int n, int kc, bool two, float* a, long sa, float* block, float* b, long bs, float* tile, float* c, long ldc, float alpha, float beta, Vector512<float> mask)
+    private static void Kernel(int n, int kc, bool two, float* a, long sa, float* block, float* b, long bs, float* tile, float* c, long ldc, float alpha, float beta)
     {
         if (two)
         {
-            Kernel<TwoVectors>(n, kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask);
+            Kernel<TwoVectors>(n, kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta);
         }
         else
         {
-            Kernel<OneVector>(n, kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask);
+            Kernel<OneVector>(n, kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta);
         }
     }
 
-    private static void Kernel<R>(int n, int kc, float* a, long sa, float* block, float* b, long bs, float* tile, float* c, long ldc, float alpha, float beta, Vector512<float> mask)
+    private static void Kernel<R>(int n, int kc, float* a, long sa, float* block, float* b, long bs, float* tile, float* c, long ldc, float alpha, float beta)
         where R : struct, IRowVectors
     {
         switch (n)
         {
-            case 1: Kernel<Columns1, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 2: Kernel<Columns2, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 3: Kernel<Columns3, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 4: Kernel<Columns4, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 5: Kernel<Columns5, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 6: Kernel<Columns6, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 7: Kernel<Columns7, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 8: Kernel<Columns8, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 9: Kernel<Columns9, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 10: Kernel<Columns10, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            case 11: Kernel<Columns11, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
-            default: Kernel<Columns12, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta, mask); break;
+            case 1: Kernel<Columns1, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta); break;
+            case 2: Kernel<Columns2, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta); break;
+            case 3: Kernel<Columns3, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta); break;
+            case 4: Kernel<Columns4, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta); break;
+            case 5: Kernel<Columns5, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta); break;
+            case 6: Kernel<Columns6, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta); break;
+            case 7: Kernel<Columns7, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta); break;
+            case 8: Kernel<Columns8, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta); break;
+            case 9: Kernel<Columns9, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta); break;
+            case 10: Kernel<Columns10, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta); break;
+            case 11: Kernel<Columns11, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta); break;
+            default: Kernel<Columns12, R>(kc, a, sa, block, b, bs, tile, c, ldc, alpha, beta); break;
         }
     }
 
@@ -181,7 +180,7 @@ internal static unsafe class NarrowGemm
     /// C = alpha * AB + beta * C.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel<T, R>(int kc, float* a, long sa, float* block, float* b, long bs, float* tile, float* c, long ldc, float alpha, float beta, Vector512<float> mask)
+    private static void Kernel<T, R>(int kc, float* a, long sa, float* block, float* b, long bs, float* tile, float* c, long ldc, float alpha, float beta)
         where T : struct, IColumnCount
         where R : struct, IRowVectors
     {
@@ -242,6 +241,8 @@ internal static unsafe class NarrowGemm
 
         if (tile is null)
         {
+            // The row stores' mask of T.Count columns: a constant of this instantiation.
+            var mask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(T.Count)).AsSingle();
             // Columns past T.Count were never touched and are zero. Plain products (alpha 1, beta 0, the layers' case)
             // are stored as they are: one test per tile instead of two per row.
             if (alpha == 1 && beta == 0)
