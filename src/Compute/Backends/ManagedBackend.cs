@@ -66,7 +66,7 @@ public sealed unsafe class ManagedBackend : ComputeBackend
         }
         finally
         {
-            Volatile.Write(ref _busy, 0);
+            Release();
         }
     }
 
@@ -87,7 +87,7 @@ public sealed unsafe class ManagedBackend : ComputeBackend
         }
         finally
         {
-            Volatile.Write(ref _busy, 0);
+            Release();
         }
     }
 
@@ -110,6 +110,9 @@ public sealed unsafe class ManagedBackend : ComputeBackend
             spinner.SpinOnce();
         }
     }
+
+    /// <summary>Gives the backend back after <see cref="Acquire"/>; the call's writes are visible before it is free.</summary>
+    private void Release() => Volatile.Write(ref _busy, 0);
 
     private sealed class GemmJob : ITeamWork
     {
