@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need when it is missing (Debian packages as root), builds, runs every
-# test project, runs the kernel tests again with AVX2 disabled (the Vector128 fallback), and ends with
+# test project, runs the kernel and block-tensor tests again with AVX-512 and AVX2 disabled (the narrower fallbacks), and ends with
 # "Tests: N passed, N failed".
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -44,6 +44,11 @@ run avx512-off env DOTNET_EnableAVX512=0 CLUSTER_TEST_MAX_VECTOR_BITS=256 dotnet
   --filter "FullyQualifiedName~GemmTests"
 run avx2-off env DOTNET_EnableAVX2=0 CLUSTER_TEST_MAX_VECTOR_BITS=128 dotnet test tests/Cluster.Compute.Tests/Cluster.Compute.Tests.csproj -c Release --no-build -nologo -v quiet "${log[@]}" \
   --filter "FullyQualifiedName~GemmTests|FullyQualifiedName~ElementwiseKernelTests|FullyQualifiedName~GradientCheckTests"
+# The wire's block tensors test their blocks with 512-, 256- or 128-bit vectors.
+run blocks-avx512-off env DOTNET_EnableAVX512=0 dotnet test tests/Cluster.Contracts.Tests/Cluster.Contracts.Tests.csproj -c Release --no-build -nologo -v quiet "${log[@]}" \
+  --filter "FullyQualifiedName~TensorBlocksTests"
+run blocks-avx2-off env DOTNET_EnableAVX2=0 dotnet test tests/Cluster.Contracts.Tests/Cluster.Contracts.Tests.csproj -c Release --no-build -nologo -v quiet "${log[@]}" \
+  --filter "FullyQualifiedName~TensorBlocksTests"
 
 echo "Tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -123,6 +123,7 @@ public sealed partial class SiloHost
                 Backend = _grain.BackendName,
                 HasLocalData = _grain.HasLocalData,
                 Address = _options.Address ?? "",
+                BlockTensors = true,
             },
         }, CancellationToken.None).ConfigureAwait(false);
         using var connection = new CancellationTokenSource();
@@ -130,6 +131,7 @@ public sealed partial class SiloHost
         var weights = Array.Empty<float>();
         var indices = Array.Empty<int>();
         var rest = Array.Empty<byte>();
+        var codec = new WorkerTensorCodec();
         var goodbyeSent = false;
         using var stopRegistration = stopToken.Register(() => connection.CancelAfter(TimeSpan.FromSeconds(30)));
         using var reading = CancellationTokenSource.CreateLinkedTokenSource(stopToken, connection.Token);
@@ -168,8 +170,8 @@ public sealed partial class SiloHost
                     if (!goodbyeSent)
                     {
                         var plan = GrpcFraming.Parse(StepPlan.Parser, rest.AsSpan(0, restLength));
-                        var result = Compute(plan, bytes.Span[tensor], weights, indices);
-                        await SendGradientAsync(call, result).ConfigureAwait(false);
+                        var result = Compute(plan, bytes.Span[tensor], weights, indices, codec);
+                        await SendGradientAsync(call, result, codec).ConfigureAwait(false);
                     }
 
                     continue;
@@ -180,6 +182,7 @@ public sealed partial class SiloHost
                 {
                     case CoordinatorMessage.BodyOneofCase.Admission:
                         await _grain.AdmitAsync(message.Admission, CancellationToken.None).ConfigureAwait(false);
+                        codec.Admit(message.Admission);
                         if (message.Admission.Admitted)
                         {
                             weights = _grain.WeightsBuffer;
@@ -207,8 +210,8 @@ public sealed partial class SiloHost
                             break;
                         }
 
-                        var reply = Compute(message.Step, message.Step.Weights.Span, weights, indices);
-                        await SendGradientAsync(call, reply).ConfigureAwait(false);
+                        var reply = Compute(message.Step, message.Step.Weights.Span, weights, indices, codec);
+                        await SendGradientAsync(call, reply, codec).ConfigureAwait(false);
                         break;
                     case CoordinatorMessage.BodyOneofCase.Stop:
                         LogStopped(_logger, message.Stop.Reason, message.Stop.Completed);
@@ -232,10 +235,10 @@ public sealed partial class SiloHost
     }
 
     /// <summary>Computes a plan; the result leaves the gradient out, its bytes are the grain's <see cref="WorkerGrain.GradientBytes"/>.</summary>
-    private GradientResult Compute(StepPlan plan, ReadOnlySpan<byte> weightBytes, float[] weights, int[] indices)
+    private GradientResult Compute(StepPlan plan, ReadOnlySpan<byte> weightBytes, float[] weights, int[] indices, WorkerTensorCodec codec)
     {
         var started = Stopwatch.GetTimestamp();
-        TensorCodec.ToFloats(weightBytes, weights, "StepPlan.weights");
+        codec.ReadWeights(plan, weightBytes, weights);
         var n = TensorCodec.ToInts(plan.Indices, indices, "StepPlan.indices");
         var decode = Stopwatch.GetElapsedTime(started).TotalSeconds;
         var reply = _grain.Compute(new StepCommand(plan.Step, plan.Epoch, plan.ShardGeneration, weights, indices.AsMemory(0, n)));
@@ -256,11 +259,17 @@ public sealed partial class SiloHost
         return message;
     }
 
-    /// <summary>Sends a computed gradient, its tensor written straight from the grain's gradient buffer (already the wire's bytes).</summary>
-    private async Task SendGradientAsync(DuplexCall<CoordinatorMessage> call, GradientResult result)
+    /// <summary>
+    /// Sends a computed gradient: straight from the grain's gradient buffer (already the wire's bytes), or its non-zero
+    /// blocks where the admission agreed on block tensors.
+    /// </summary>
+    private async Task SendGradientAsync(DuplexCall<CoordinatorMessage> call, GradientResult result, WorkerTensorCodec codec)
     {
         var before = call.BytesSent;
-        await call.WriteWithTensorAsync(WorkerMessage.GradientFieldNumber, result, GradientResult.GradientSumFieldNumber, _grain.GradientBytes, CancellationToken.None).ConfigureAwait(false);
+        var started = Stopwatch.GetTimestamp();
+        var tensor = codec.Gradient(_grain.Gradient, _grain.GradientBytes, result);
+        result.CodecSeconds += Stopwatch.GetElapsedTime(started).TotalSeconds;
+        await call.WriteWithTensorAsync(WorkerMessage.GradientFieldNumber, result, GradientResult.GradientSumFieldNumber, tensor, CancellationToken.None).ConfigureAwait(false);
         BytesSent += call.BytesSent - before;
     }
 

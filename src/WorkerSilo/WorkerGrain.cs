@@ -71,6 +71,9 @@ public sealed class WorkerGrain : IWorkerGrain, IDisposable
     /// <summary>The last step's gradient sum as the wire's float32 bytes (what a silo host sends).</summary>
     internal byte[] GradientBytes => _gradient.Bytes;
 
+    /// <summary>The last step's gradient sum.</summary>
+    internal ReadOnlySpan<float> Gradient => _gradient.GetSpan();
+
     /// <summary>Weights version (step) of <see cref="Weights"/>; -1 before any step.</summary>
     public long WeightsVersion { get; private set; } = -1;
 

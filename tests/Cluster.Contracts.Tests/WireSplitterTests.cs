@@ -182,7 +182,7 @@ public sealed class WireSplitterTests
             var spanRest = Array.Empty<byte>();
             var sequenceRest = Array.Empty<byte>();
             var expected = WireSplitter.TrySplit(bytes, WorkerMessage.GradientFieldNumber, GradientResult.GradientSumFieldNumber, ref spanRest, out var spanLength, out var range);
-            var sequence = Segmented(bytes, segment);
+            var sequence = Segmented.Split(bytes, segment);
             var actual = WireSplitter.TrySplit(sequence, WorkerMessage.GradientFieldNumber, GradientResult.GradientSumFieldNumber, ref sequenceRest, out var sequenceLength, out var tensor);
             Assert.Equal(expected, actual);
             if (expected)
@@ -232,39 +232,6 @@ public sealed class WireSplitterTests
         Assert.Equal(GrpcStatusCode.Internal, (await Fails([0, 0, 0], 1 << 20)).Status);
         Assert.Equal(GrpcStatusCode.ResourceExhausted, (await Fails([0, 0, 0x10, 0, 0], 1024)).Status);
         Assert.Equal(GrpcStatusCode.Unimplemented, (await Fails([1, 0, 0, 0, 1, 8], 1024)).Status);
-    }
-
-    private static ReadOnlySequence<byte> Segmented(byte[] bytes, int size)
-    {
-        if (bytes.Length <= size)
-        {
-            return new ReadOnlySequence<byte>(bytes);
-        }
-
-        Segment? first = null, last = null;
-        for (var at = 0; at < bytes.Length; at += size)
-        {
-            var piece = bytes.AsMemory(at, Math.Min(size, bytes.Length - at));
-            last = last is null ? first = new Segment(piece, 0) : last.Append(piece);
-        }
-
-        return new ReadOnlySequence<byte>(first!, 0, last!, last!.Memory.Length);
-    }
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory, long index)
-        {
-            Memory = memory;
-            RunningIndex = index;
-        }
-
-        public Segment Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Segment(memory, RunningIndex + Memory.Length);
-            Next = next;
-            return next;
-        }
     }
 
     private static byte[] Varint(int value)

@@ -13,10 +13,10 @@ internal sealed class FakeWorker : IAsyncDisposable
 
     public int ParameterCount { get; private set; }
 
-    public async Task JoinAsync(string id)
+    public async Task JoinAsync(string id, bool blockTensors = false)
     {
         _call = await _client.DuplexAsync(GrpcProtocol.JoinPath, CoordinatorMessage.Parser);
-        await SendAsync(new WorkerMessage { Hello = new Hello { WorkerId = id, ProtocolVersion = 1 } });
+        await SendAsync(new WorkerMessage { Hello = new Hello { WorkerId = id, ProtocolVersion = 1, BlockTensors = blockTensors } });
     }
 
     public Task SendAsync(WorkerMessage message) => _call!.WriteAsync(message, CancellationToken.None).AsTask();

@@ -117,13 +117,13 @@ public sealed class FaultToleranceTests
 
         public required StepPlan Plan { get; init; }
 
-        public static async Task<HostileScene> StartAsync()
+        public static async Task<HostileScene> StartAsync(bool blockTensors = false)
         {
             var run = TestRuns.Run(epochs: 1);
             var expected = await TestRuns.SingleProcessAsync(TestRuns.Run(epochs: 1));
             var cluster = await ClusterFixture.StartAsync(run, new ClusterOptions { MinWorkers = 1 });
             var fake = new FakeWorker(cluster.Endpoint.GrpcAddress, "integration-token");
-            await fake.JoinAsync("zz-fake");
+            await fake.JoinAsync("zz-fake", blockTensors);
             cluster.StartWorker("real");
             await WaitMembersAsync(cluster.Grain, 2);
             var training = cluster.Grain.RunAsync(new CancellationTokenSource(TimeSpan.FromMinutes(2)).Token);
@@ -147,15 +147,26 @@ public sealed class FaultToleranceTests
         { "future-step", GrpcStatusCode.FailedPrecondition },
         { "foreign-shard", GrpcStatusCode.FailedPrecondition },
         { "second-hello", GrpcStatusCode.InvalidArgument },
+        { "blocks-not-agreed", GrpcStatusCode.InvalidArgument },
+        { "blocks-mask-size", GrpcStatusCode.InvalidArgument },
+        { "blocks-short", GrpcStatusCode.InvalidArgument },
+        { "blocks-nan", GrpcStatusCode.InvalidArgument },
     };
 
     [Theory]
     [MemberData(nameof(HostileReplies))]
     public async Task HostileWorker_GetsItsStatus_AndTheModelIsUntouched(string attack, GrpcStatusCode expectedStatus)
     {
-        await using var scene = await HostileScene.StartAsync();
+        await using var scene = await HostileScene.StartAsync(blockTensors: attack.StartsWith("blocks-", StringComparison.Ordinal) && attack != "blocks-not-agreed");
         var (run, expected, cluster, fake, training, plan) = (scene.Run, scene.Expected, scene.Cluster, scene.Fake, scene.Training, scene.Plan);
         var count = plan.Indices.Length / 4;
+        var maskBytes = TensorBlocks.MaskBytes(fake.ParameterCount);
+        var allBlocks = new byte[maskBytes];
+        for (var b = 0; b < TensorBlocks.BlockCount(fake.ParameterCount); b++)
+        {
+            allBlocks[b >> 3] |= (byte)(1 << (b & 7));
+        }
+
         var good = new GradientResult { Step = plan.Step, Count = count, GradientSum = TensorCodec.FromFloats(new float[fake.ParameterCount]) };
         var message = attack is "foreign-shard" or "second-hello" ? null : good.Clone();
         switch (attack)
@@ -176,6 +187,26 @@ public sealed class FaultToleranceTests
                 break;
             case "future-step":
                 message!.Step = plan.Step + 3;
+                break;
+            case "blocks-not-agreed":
+                // A well-formed block gradient (one marked block), from a worker that did not ask for block tensors.
+                var one = new byte[maskBytes];
+                one[0] = 1;
+                message!.GradientMask = ByteString.CopyFrom(one);
+                message.GradientSum = TensorCodec.FromFloats(new float[TensorBlocks.BlockFloats]);
+                break;
+            case "blocks-mask-size":
+                message!.GradientMask = ByteString.CopyFrom(allBlocks.AsSpan(1));
+                break;
+            case "blocks-short":
+                message!.GradientMask = ByteString.CopyFrom(allBlocks);
+                message.GradientSum = TensorCodec.FromFloats(new float[fake.ParameterCount - 1]);
+                break;
+            case "blocks-nan":
+                var marked = new float[fake.ParameterCount];
+                marked[^1] = float.NaN;
+                message!.GradientMask = ByteString.CopyFrom(allBlocks);
+                message.GradientSum = TensorCodec.FromFloats(marked);
                 break;
         }
 

@@ -37,6 +37,28 @@ public sealed class MultiProcessTests
     }
 
     [Fact]
+    public async Task Processes_BlockTensors_SameBitsAsDense_InFewerBytes()
+    {
+        async Task<(float[] Weights, long Sent, long Received)> TrainAsync(bool blockTensors)
+        {
+            var run = TestRuns.SparseRun();
+            await using var cluster = await ClusterFixture.StartAsync(run, new ClusterOptions { MinWorkers = 2, BlockTensors = blockTensors });
+            cluster.StartWorker("s0");
+            cluster.StartWorker("s1");
+            await cluster.Grain.RunAsync(new CancellationTokenSource(TimeSpan.FromMinutes(3)).Token);
+            Assert.Equal(2, cluster.Grain.PeakWorkers);
+            return (run.Model.Parameters, cluster.Endpoint.Counters.BytesSent, cluster.Endpoint.Counters.BytesReceived);
+        }
+
+        var dense = await TrainAsync(blockTensors: false);
+        var blocks = await TrainAsync(blockTensors: true);
+        Assert.Equal(dense.Weights, blocks.Weights);
+        Assert.True(blocks.Sent < dense.Sent * 0.8, $"weights sent: {blocks.Sent} bytes as blocks, {dense.Sent} dense");
+        Assert.True(blocks.Received < dense.Received * 0.8, $"gradients received: {blocks.Received} bytes as blocks, {dense.Received} dense");
+        TestRuns.AssertClose(await TestRuns.SingleProcessAsync(TestRuns.SparseRun()), blocks.Weights, 1e-5);
+    }
+
+    [Fact]
     public async Task Processes_SameTopologyTwice_BitIdentical()
     {
         var first = await TrainWithProcessesAsync(2, epochs: 1);

@@ -196,6 +196,30 @@ public static class GrpcFraming
         return frame;
     }
 
+    /// <summary>
+    /// <see cref="WriteWithTensorAsync(System.IO.Pipelines.PipeWriter, int, IMessage, int, ReadOnlyMemory{float}, CancellationToken)"/>
+    /// with only the blocks of <paramref name="tensor"/> that <paramref name="mask"/> marks (see <see cref="TensorBlocks"/>;
+    /// <paramref name="kept"/> is how many values they hold), each run of them copied once into the pipe.
+    /// </summary>
+    public static async ValueTask<int> WriteWithBlocksAsync(System.IO.Pipelines.PipeWriter writer, int outerField, IMessage inner, int tensorField, ReadOnlyMemory<float> tensor, ReadOnlyMemory<byte> mask, int kept, CancellationToken cancellationToken)
+    {
+        var span = writer.GetSpan(TensorPrefixCapacity(inner));
+        var (prefix, frame) = WriteTensorPrefix(span, outerField, inner, tensorField, kept * sizeof(float));
+        writer.Advance(prefix);
+        WriteRuns(writer, tensor.Span, mask.Span);
+        await writer.FlushAsync(cancellationToken).ConfigureAwait(false);
+        return frame;
+    }
+
+    private static void WriteRuns(System.Buffers.IBufferWriter<byte> writer, ReadOnlySpan<float> tensor, ReadOnlySpan<byte> mask)
+    {
+        var block = 0;
+        while (TensorBlocks.NextRun(mask, tensor.Length, ref block, out var start, out var count))
+        {
+            writer.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(tensor.Slice(start, count)));
+        }
+    }
+
     /// <summary>Writes one framed message into a pipe and flushes it; returns the frame's length in bytes.</summary>
     public static async ValueTask<int> WriteAsync(System.IO.Pipelines.PipeWriter writer, IMessage message, CancellationToken cancellationToken)
     {

@@ -24,8 +24,9 @@ internal static class ClusterThroughput
         var workers = new Option<int>("--workers") { Description = "Worker processes (and threads of the single process).", DefaultValueFactory = _ => Math.Max(2, Environment.ProcessorCount) };
         var epochs = new Option<int>("--epochs") { Description = "Epochs per configuration (at least 2: the first is warm-up).", DefaultValueFactory = _ => 3 };
         var repeat = new Option<int>("--repeat") { Description = "Runs of each configuration, interleaved; the best is reported (timings on shared machines are noisy).", DefaultValueFactory = _ => 2 };
+        var wire = new Option<string>("--wire-tensors") { Description = "Tensors between the processes: blocks (the default of train and coordinator) or dense.", DefaultValueFactory = _ => "blocks" };
         var dataDir = EnvOption.Create("--data-dir", "Folder of the MNIST files (fetched when missing).", "CLUSTER_DATA_DIR", Path.Combine("data", "mnist"));
-        foreach (var o in new Option[] { json, batches, workers, epochs, repeat, dataDir })
+        foreach (var o in new Option[] { json, batches, workers, epochs, repeat, wire, dataDir })
         {
             command.Options.Add(o);
         }
@@ -41,18 +42,24 @@ internal static class ClusterThroughput
                 throw new ArgumentException("--workers and --repeat must be at least 1 and --epochs at least 2 (the first epoch is warm-up).");
             }
 
+            var blocks = r.GetValue(wire) switch
+            {
+                "blocks" => true,
+                "dense" => false,
+                var other => throw new ArgumentException($"--wire-tensors must be blocks or dense, not '{other}'."),
+            };
             var dir = r.GetValue(dataDir)!;
             var quiet = r.GetValue(json);
             await MnistFetcher.EnsureAsync(dir, log: quiet ? null : output.WriteLine, cancellationToken: cancellationToken).ConfigureAwait(false);
             var results = new List<(Result Single, Result Cluster)>();
             foreach (var batch in sizes)
             {
-                var single = await MeasureAsync(dir, batch, e, ClusterMode.Embedded, 1, n, cancellationToken).ConfigureAwait(false);
-                var cluster = await MeasureAsync(dir, batch, e, ClusterMode.Processes, n, 1, cancellationToken).ConfigureAwait(false);
+                var single = await MeasureAsync(dir, batch, e, ClusterMode.Embedded, 1, n, blocks, cancellationToken).ConfigureAwait(false);
+                var cluster = await MeasureAsync(dir, batch, e, ClusterMode.Processes, n, 1, blocks, cancellationToken).ConfigureAwait(false);
                 for (var run = 1; run < runs; run++)
                 {
-                    single = Best(single, await MeasureAsync(dir, batch, e, ClusterMode.Embedded, 1, n, cancellationToken).ConfigureAwait(false));
-                    cluster = Best(cluster, await MeasureAsync(dir, batch, e, ClusterMode.Processes, n, 1, cancellationToken).ConfigureAwait(false));
+                    single = Best(single, await MeasureAsync(dir, batch, e, ClusterMode.Embedded, 1, n, blocks, cancellationToken).ConfigureAwait(false));
+                    cluster = Best(cluster, await MeasureAsync(dir, batch, e, ClusterMode.Processes, n, 1, blocks, cancellationToken).ConfigureAwait(false));
                 }
 
                 results.Add((single, cluster));
@@ -108,7 +115,7 @@ internal static class ClusterThroughput
     }
 
     /// <summary>Trains with the given topology and returns its best epoch after the first.</summary>
-    internal static async Task<Result> MeasureAsync(string dataDir, int batch, int epochs, ClusterMode mode, int workers, int threads, CancellationToken cancellationToken)
+    internal static async Task<Result> MeasureAsync(string dataDir, int batch, int epochs, ClusterMode mode, int workers, int threads, bool blockTensors, CancellationToken cancellationToken)
     {
         var folder = Directory.CreateTempSubdirectory("cluster-bench-");
         try
@@ -123,6 +130,7 @@ internal static class ClusterThroughput
                 Quiet = true,
                 ReportPath = report,
                 PlotPath = Path.Combine(folder.FullName, "plot.svg"),
+                BlockTensors = blockTensors,
             };
             var cluster = new ClusterSettings { Mode = mode, Workers = workers };
             var code = await ClusterRunner.RunAsync(settings, cluster, TextWriter.Null, cancellationToken).ConfigureAwait(false);

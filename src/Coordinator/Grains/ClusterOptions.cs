@@ -21,6 +21,12 @@ public sealed record ClusterOptions
     /// <summary>Let workers started with --data-dir load MNIST themselves.</summary>
     public bool AllowLocalData { get; init; } = true;
 
+    /// <summary>
+    /// Tensors on the Join stream as blocks: gradients without their all-zero blocks, weights as the blocks changed since
+    /// the step the worker holds. The bits are the same either way. [CLUSTER_WIRE_TENSORS: blocks or dense]
+    /// </summary>
+    public bool BlockTensors { get; init; } = true;
+
     /// <summary>Folder of checkpoints; null writes none. [CLUSTER_CHECKPOINT_DIR]</summary>
     public string? CheckpointDirectory { get; init; }
 

@@ -158,6 +158,7 @@ public sealed partial class CoordinatorGrain
         MaxBatch = _run.Options.BatchSize,
         Rank = m.Rank,
         Dataset = LocalDataAllowed ? "mnist" : "",
+        BlockTensors = _options.BlockTensors && m.Hello.BlockTensors,
     };
 
     private bool LocalDataAllowed => _options.AllowLocalData && _run.DatasetName == "mnist" && _run.Validation is null;

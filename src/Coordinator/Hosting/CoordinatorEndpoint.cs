@@ -25,6 +25,7 @@ public sealed partial class CoordinatorEndpoint : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly ICoordinatorGrain _grain;
+    private readonly WeightDeltas _deltas = new();
     private readonly EndpointOptions _options;
     private readonly ILogger _logger;
     private readonly int _parameterCount;
@@ -251,7 +252,7 @@ public sealed partial class CoordinatorEndpoint : IAsyncDisposable
         }
 
         await context.Response.StartAsync(cancellationToken).ConfigureAwait(false);
-        var worker = new RemoteWorker(hello.WorkerId, context.Response.BodyWriter, Counters, _parameterCount);
+        var worker = new RemoteWorker(hello.WorkerId, context.Response.BodyWriter, Counters, _parameterCount, _deltas);
         await _grain.JoinAsync(hello, worker, cancellationToken).ConfigureAwait(false);
         var reason = "the worker closed its stream";
         var graceful = false;

@@ -20,6 +20,10 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly TransportCounters _counters;
     private readonly float[] _gradient;
+    private readonly WeightDeltas? _deltas;
+    private byte[] _mask = [];
+    private volatile bool _blocks;
+    private long _held = -1;
     private TaskCompletionSource<ShardReady>? _shardReady;
     private TaskCompletionSource<GradientResult>? _gradientResult;
     private long _expectedStep = -1;
@@ -28,8 +32,10 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
     private volatile string? _brokenReason;
     private double _decodeSeconds;
 
-    public RemoteWorker(string workerId, PipeWriter output, TransportCounters counters, int parameterCount)
+    /// <summary>Creates the reference; with <paramref name="deltas"/> a worker whose admission agrees on block tensors gets weight deltas.</summary>
+    public RemoteWorker(string workerId, PipeWriter output, TransportCounters counters, int parameterCount, WeightDeltas? deltas = null)
     {
+        _deltas = deltas;
         WorkerId = workerId;
         _output = output;
         _counters = counters;
@@ -39,8 +45,13 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
     public string WorkerId { get; }
 
 
-    public Task AdmitAsync(Admission admission, CancellationToken cancellationToken) =>
-        WriteAsync(new CoordinatorMessage { Admission = admission }, cancellationToken);
+    public Task AdmitAsync(Admission admission, CancellationToken cancellationToken)
+    {
+        // The worker forgets which weights it holds on an admission, and so does this side.
+        Volatile.Write(ref _held, -1);
+        _blocks = admission.Admitted && admission.BlockTensors;
+        return WriteAsync(new CoordinatorMessage { Admission = admission }, cancellationToken);
+    }
 
     public async Task LoadShardAsync(ShardData chunk, CancellationToken cancellationToken)
     {
@@ -73,12 +84,53 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
         Volatile.Write(ref _expectedStep, command.Step);
         Volatile.Write(ref _expectedCount, command.Indices.Length);
         Volatile.Write(ref _gradientResult, pending);
+        var (mask, kept) = Delta(plan, command);
         var encode = Stopwatch.GetElapsedTime(started).TotalSeconds;
         // The weights are copied from the coordinator's own buffer straight into the stream's pipe, once per worker.
-        await WriteAsync(output => GrpcFraming.WriteWithTensorAsync(output, CoordinatorMessage.StepFieldNumber, plan, StepPlan.WeightsFieldNumber, command.Weights, cancellationToken), cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await WriteAsync(output => mask.IsEmpty
+                ? GrpcFraming.WriteWithTensorAsync(output, CoordinatorMessage.StepFieldNumber, plan, StepPlan.WeightsFieldNumber, command.Weights, cancellationToken)
+                : GrpcFraming.WriteWithBlocksAsync(output, CoordinatorMessage.StepFieldNumber, plan, StepPlan.WeightsFieldNumber, command.Weights, mask, kept, cancellationToken), cancellationToken).ConfigureAwait(false);
+            Volatile.Write(ref _held, command.Step);
+        }
+        catch
+        {
+            Volatile.Write(ref _held, -1);
+            throw;
+        }
+
         var result = await pending.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
         var decode = _decodeSeconds;
         return new GradientReply(result.Step, _gradient, result.Count, result.LossSum, result.Correct, result.SquaredErrorSum, result.ComputeSeconds, result.CodecSeconds + encode + decode);
+    }
+
+    /// <summary>
+    /// Fills in the plan's block delta where the worker agreed on block tensors and holds the previous step's weights;
+    /// returns this worker's own copy of the mask (empty: the whole buffer goes) and the values it marks.
+    /// </summary>
+    private (ReadOnlyMemory<byte> Mask, int Kept) Delta(StepPlan plan, StepCommand command)
+    {
+        if (!_blocks || _deltas is null)
+        {
+            return (ReadOnlyMemory<byte>.Empty, command.Weights.Length);
+        }
+
+        var (shared, baseStep, kept) = _deltas.For(command.Step, command.Weights.Span, Volatile.Read(ref _held));
+        if (shared.IsEmpty)
+        {
+            return (ReadOnlyMemory<byte>.Empty, command.Weights.Length);
+        }
+
+        if (_mask.Length != shared.Length)
+        {
+            _mask = new byte[shared.Length];
+        }
+
+        shared.Span.CopyTo(_mask);
+        plan.WeightsMask = ByteString.CopyFrom(_mask);
+        plan.WeightsBase = baseStep;
+        return (_mask, kept);
     }
 
     public Task StopAsync(Stop stop, CancellationToken cancellationToken)
@@ -135,7 +187,12 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
             throw new GrpcStatusException(GrpcStatusCode.FailedPrecondition, $"Gradient for step {gradient.Step} was not asked for (replayed or from the future).");
         }
 
-        if (sum.Length != _gradient.Length * sizeof(float))
+        if (!gradient.GradientMask.IsEmpty && !_blocks)
+        {
+            throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, "A block-sparse gradient, but the admission did not agree on block tensors.");
+        }
+
+        if (gradient.GradientMask.IsEmpty && sum.Length != _gradient.Length * sizeof(float))
         {
             throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"Gradient of {sum.Length} bytes; the model has {_gradient.Length} parameters ({_gradient.Length * sizeof(float)} bytes).");
         }
@@ -153,7 +210,16 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
         // Decoded before it is checked: only the step that asked for this gradient reads the buffer, and only after the
         // result below is set, so a rejected gradient (the step is then recomputed elsewhere) is never read.
         var started = Stopwatch.GetTimestamp();
-        sum.CopyTo(MemoryMarshal.AsBytes(_gradient.AsSpan()));
+        if (gradient.GradientMask.IsEmpty)
+        {
+            sum.CopyTo(MemoryMarshal.AsBytes(_gradient.AsSpan()));
+        }
+        else
+        {
+            // Only the non-zero blocks came; the rest are zeros. A mask or length that does not fit throws first.
+            TensorBlocks.Scatter(sum, gradient.GradientMask.Span, _gradient, clearUnmarked: true, "GradientResult.gradient_sum");
+        }
+
         if (!float.IsFinite(System.Numerics.Tensors.TensorPrimitives.Sum(_gradient)))
         {
             throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, "Gradient contains NaN or infinity; rejected.");

@@ -44,6 +44,7 @@ public static class ClusterRunner
             CheckpointEvery = settings.CheckpointEvery,
             CheckpointKeep = settings.CheckpointKeep,
             ResumeDirectory = settings.Resume,
+            BlockTensors = settings.BlockTensors,
         };
         grain = new CoordinatorGrain(run, options, evalBackend, logger);
         var interactive = !settings.Quiet && ConsoleProgress.IsTerminal(output);

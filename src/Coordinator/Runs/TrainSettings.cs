@@ -101,6 +101,9 @@ public sealed record TrainSettings
     /// <summary>Checkpoints kept.</summary>
     public int CheckpointKeep { get; init; } = 3;
 
+    /// <summary>Block-sparse tensors between coordinator and worker processes (<see cref="Grains.ClusterOptions.BlockTensors"/>).</summary>
+    public bool BlockTensors { get; init; } = true;
+
     /// <summary>Resume from this folder.</summary>
     public string? Resume { get; init; }
 
