@@ -41,8 +41,10 @@ public sealed class BenchClusterTests
         Assert.True(row.GetProperty("clusterTestAccuracy").GetDouble() > 0.8);
         var steps = row.GetProperty("stepBreakdown");
         Assert.Equal(2 * ((60_000 + 1023) / 1024), steps.GetProperty("steps").GetInt32());
-        // Each step sends every worker the weights (109,386 floats) and receives its gradient.
-        Assert.True(steps.GetProperty("bytesSent").GetInt64() >= 2L * steps.GetProperty("steps").GetInt64() * 109_386 * 4);
-        Assert.True(steps.GetProperty("bytesReceived").GetInt64() >= 2L * steps.GetProperty("steps").GetInt64() * 109_386 * 4);
+        // Each step sends every worker the weights (109,386 floats) and receives its gradient, as blocks (the default):
+        // MNIST's blank borders leave a fifth or more of each gradient out, but never half.
+        var dense = 2L * steps.GetProperty("steps").GetInt64() * 109_386 * 4;
+        Assert.InRange(steps.GetProperty("bytesSent").GetInt64(), dense / 2, long.MaxValue);
+        Assert.InRange(steps.GetProperty("bytesReceived").GetInt64(), dense / 2, dense * 9 / 10);
     }
 }
