@@ -11,9 +11,6 @@ namespace Cluster.WorkerSilo;
 /// </summary>
 internal sealed class WorkerTensorCodec
 {
-    /// <summary>A gradient goes block-sparse only when that leaves out at least this share of its values.</summary>
-    private const double MinSaving = 0.1;
-
     private byte[] _mask = [];
     private byte[] _packed = [];
 
@@ -77,7 +74,7 @@ internal sealed class WorkerTensorCodec
         }
 
         var kept = TensorBlocks.Compact(gradient, _mask, MemoryMarshal.Cast<byte, float>(_packed.AsSpan()));
-        if (kept > gradient.Length * (1 - MinSaving))
+        if (!TensorBlocks.Pays(kept, gradient.Length))
         {
             return whole;
         }

@@ -25,6 +25,12 @@ public static class TensorBlocks
     public static int MaskBytes(int length) => (BlockCount(length) + 7) / 8;
 
     /// <summary>
+    /// True when sending <paramref name="kept"/> of <paramref name="length"/> values as blocks pays: it leaves out at
+    /// least a tenth (below that the mask and the packing cost about what they save, and the whole tensor goes).
+    /// </summary>
+    public static bool Pays(int kept, int length) => kept <= length * 0.9;
+
+    /// <summary>
     /// Marks the blocks of <paramref name="values"/> that hold a value whose bits are not all zero (so -0.0 and NaN are
     /// marked) and copies them, in order, to the start of <paramref name="packed"/>; returns how many values they hold.
     /// </summary>

@@ -42,12 +42,7 @@ internal static class ClusterThroughput
                 throw new ArgumentException("--workers and --repeat must be at least 1 and --epochs at least 2 (the first epoch is warm-up).");
             }
 
-            var blocks = r.GetValue(wire) switch
-            {
-                "blocks" => true,
-                "dense" => false,
-                var other => throw new ArgumentException($"--wire-tensors must be blocks or dense, not '{other}'."),
-            };
+            var blocks = TrainingOptionSet.BlockTensors(r.GetValue(wire));
             var dir = r.GetValue(dataDir)!;
             var quiet = r.GetValue(json);
             await MnistFetcher.EnsureAsync(dir, log: quiet ? null : output.WriteLine, cancellationToken: cancellationToken).ConfigureAwait(false);

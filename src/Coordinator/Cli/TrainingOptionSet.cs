@@ -107,12 +107,7 @@ public sealed class TrainingOptionSet
             CheckpointEvery = r.GetValue(_checkpointEvery) >= 0 ? r.GetValue(_checkpointEvery) : throw new ArgumentException("--checkpoint-every must be zero or positive."),
             CheckpointKeep = r.GetValue(_checkpointKeep) >= 1 ? r.GetValue(_checkpointKeep) : throw new ArgumentException("--checkpoint-keep must be at least 1."),
             Resume = r.GetValue(_resume),
-            BlockTensors = r.GetValue(_wireTensors) switch
-            {
-                "blocks" => true,
-                "dense" => false,
-                var other => throw new ArgumentException($"--wire-tensors must be blocks or dense, not '{other}'."),
-            },
+            BlockTensors = BlockTensors(r.GetValue(_wireTensors)),
             PlotPath = r.GetValue(_plot),
             LogFormat = r.GetValue(_logFormat) is "text" or "json" ? r.GetValue(_logFormat)! : throw new ArgumentException("--log-format must be text or json."),
         };
@@ -138,4 +133,12 @@ public sealed class TrainingOptionSet
                 ? n
                 : throw new ArgumentException($"--layers takes positive whole numbers separated by commas (e.g. 128,64); '{p}' is not one."))];
     }
+
+    /// <summary>Reads a <c>--wire-tensors</c> value: true for blocks, false for dense.</summary>
+    internal static bool BlockTensors(string? value) => value switch
+    {
+        "blocks" => true,
+        "dense" => false,
+        _ => throw new ArgumentException($"--wire-tensors must be blocks or dense, not '{value}'."),
+    };
 }

@@ -20,8 +20,7 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly TransportCounters _counters;
     private readonly float[] _gradient;
-    private readonly WeightDeltas? _deltas;
-    private byte[] _mask = [];
+    private readonly WeightDeltas _deltas;
     private volatile bool _blocks;
     private long _held = -1;
     private TaskCompletionSource<ShardReady>? _shardReady;
@@ -32,8 +31,8 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
     private volatile string? _brokenReason;
     private double _decodeSeconds;
 
-    /// <summary>Creates the reference; with <paramref name="deltas"/> a worker whose admission agrees on block tensors gets weight deltas.</summary>
-    public RemoteWorker(string workerId, PipeWriter output, TransportCounters counters, int parameterCount, WeightDeltas? deltas = null)
+    /// <summary>Creates the reference; a worker whose admission agrees on block tensors gets weight deltas from <paramref name="deltas"/>.</summary>
+    public RemoteWorker(string workerId, PipeWriter output, TransportCounters counters, int parameterCount, WeightDeltas deltas)
     {
         _deltas = deltas;
         WorkerId = workerId;
@@ -107,11 +106,11 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
 
     /// <summary>
     /// Fills in the plan's block delta where the worker agreed on block tensors and holds the previous step's weights;
-    /// returns this worker's own copy of the mask (empty: the whole buffer goes) and the values it marks.
+    /// returns the plan's copy of the mask (empty: the whole buffer goes) and the values it marks.
     /// </summary>
     private (ReadOnlyMemory<byte> Mask, int Kept) Delta(StepPlan plan, StepCommand command)
     {
-        if (!_blocks || _deltas is null)
+        if (!_blocks)
         {
             return (ReadOnlyMemory<byte>.Empty, command.Weights.Length);
         }
@@ -122,15 +121,10 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
             return (ReadOnlyMemory<byte>.Empty, command.Weights.Length);
         }
 
-        if (_mask.Length != shared.Length)
-        {
-            _mask = new byte[shared.Length];
-        }
-
-        shared.Span.CopyTo(_mask);
-        plan.WeightsMask = ByteString.CopyFrom(_mask);
+        // The plan's own copy of the mask also drives the write, so a later step's mask cannot reach this plan's bytes.
+        plan.WeightsMask = ByteString.CopyFrom(shared.Span);
         plan.WeightsBase = baseStep;
-        return (_mask, kept);
+        return (plan.WeightsMask.Memory, kept);
     }
 
     public Task StopAsync(Stop stop, CancellationToken cancellationToken)

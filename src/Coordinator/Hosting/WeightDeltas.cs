@@ -10,9 +10,6 @@ namespace Cluster.Coordinator.Hosting;
 /// </summary>
 internal sealed class WeightDeltas
 {
-    /// <summary>A delta is sent only when it leaves out at least this share of the weights.</summary>
-    private const double MinSaving = 0.1;
-
     private readonly Lock _sync = new();
     private float[] _last = [];
     private byte[] _mask = [];
@@ -50,7 +47,7 @@ internal sealed class WeightDeltas
                 return (new byte[_mask.Length], step, 0);
             }
 
-            if (held >= 0 && held == _base && _kept <= weights.Length * (1 - MinSaving))
+            if (held >= 0 && held == _base && TensorBlocks.Pays(_kept, weights.Length))
             {
                 return (_mask, _base, _kept);
             }
