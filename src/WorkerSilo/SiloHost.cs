@@ -124,6 +124,7 @@ public sealed partial class SiloHost
                 HasLocalData = _grain.HasLocalData,
                 Address = _options.Address ?? "",
                 BlockTensors = true,
+                SharedMemory = _options.SharedMemory && SharedTensorFile.Supported,
             },
         }, CancellationToken.None).ConfigureAwait(false);
         using var connection = new CancellationTokenSource();
@@ -131,7 +132,7 @@ public sealed partial class SiloHost
         var weights = Array.Empty<float>();
         var indices = Array.Empty<int>();
         var rest = Array.Empty<byte>();
-        var codec = new WorkerTensorCodec();
+        using var codec = new WorkerTensorCodec();
         var goodbyeSent = false;
         using var stopRegistration = stopToken.Register(() => connection.CancelAfter(TimeSpan.FromSeconds(30)));
         using var reading = CancellationTokenSource.CreateLinkedTokenSource(stopToken, connection.Token);
@@ -182,7 +183,11 @@ public sealed partial class SiloHost
                 {
                     case CoordinatorMessage.BodyOneofCase.Admission:
                         await _grain.AdmitAsync(message.Admission, CancellationToken.None).ConfigureAwait(false);
-                        codec.Admit(message.Admission);
+                        if (codec.Admit(message.Admission, _grain.WeightsBuffer.Length) is { } unshared)
+                        {
+                            LogNoSharedMemory(_logger, unshared);
+                        }
+
                         if (message.Admission.Admitted)
                         {
                             weights = _grain.WeightsBuffer;
@@ -238,11 +243,28 @@ public sealed partial class SiloHost
     private GradientResult Compute(StepPlan plan, ReadOnlySpan<byte> weightBytes, float[] weights, int[] indices, WorkerTensorCodec codec)
     {
         var started = Stopwatch.GetTimestamp();
+        GradientReply reply;
+        if (plan.WeightsShared)
+        {
+            // The weights are read, and the gradient written, in place in the shared-memory file: no copy either way.
+            var file = codec.BeginSharedStep(plan, weightBytes);
+            var count = TensorCodec.ToInts(plan.Indices, indices, "StepPlan.indices");
+            var decoded = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            reply = _grain.ComputeInPlace(new StepCommand(plan.Step, plan.Epoch, plan.ShardGeneration, ReadOnlyMemory<float>.Empty, indices.AsMemory(0, count)), file.Weights, file.Gradient);
+            codec.EndSharedStep(plan);
+            return Result(reply, decoded);
+        }
+
         codec.ReadWeights(plan, weightBytes, weights);
         var n = TensorCodec.ToInts(plan.Indices, indices, "StepPlan.indices");
         var decode = Stopwatch.GetElapsedTime(started).TotalSeconds;
-        var reply = _grain.Compute(new StepCommand(plan.Step, plan.Epoch, plan.ShardGeneration, weights, indices.AsMemory(0, n)));
-        started = Stopwatch.GetTimestamp();
+        reply = _grain.Compute(new StepCommand(plan.Step, plan.Epoch, plan.ShardGeneration, weights, indices.AsMemory(0, n)));
+        return Result(reply, decode);
+    }
+
+    private GradientResult Result(GradientReply reply, double decode)
+    {
+        var started = Stopwatch.GetTimestamp();
         var message = new GradientResult
         {
             Step = reply.Step,
@@ -300,6 +322,9 @@ public sealed partial class SiloHost
 
     [LoggerMessage(EventId = 105, Level = LogLevel.Error, Message = "The coordinator refused this worker ({Status}): {Reason}")]
     private static partial void LogRejected(ILogger logger, string status, string reason);
+
+    [LoggerMessage(EventId = 107, Level = LogLevel.Information, Message = "Tensors go over the stream: the coordinator's shared-memory file cannot be used here ({Reason})")]
+    private static partial void LogNoSharedMemory(ILogger logger, string reason);
 
     [LoggerMessage(EventId = 106, Level = LogLevel.Information, Message = "Worker {WorkerId} leaving: goodbye sent")]
     private static partial void LogLeaving(ILogger logger, string workerId);

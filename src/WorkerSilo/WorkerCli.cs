@@ -28,7 +28,8 @@ public static class WorkerCli
         var podIp = EnvOption.Create<string?>("--address", "Address reported to the coordinator (default: POD_IP).", "POD_IP", null);
         var logLevel = EnvOption.Create("--log-level", "Least severe log level shown: trace, debug, information, warning, error.", "CLUSTER_LOG_LEVEL", "information");
         var logFormat = EnvOption.Create("--log-format", "Log lines as text or json (structured).", "CLUSTER_LOG_FORMAT", "text");
-        foreach (var o in new Option[] { coordinator, workerId, threads, backend, dataDir, token, tokenFile, ca, heartbeat, connectTimeout, maxMessage, httpPort, podIp, logLevel, logFormat })
+        var sharedMemory = EnvOption.Create("--shared-memory", SharedMemoryHelp, "CLUSTER_SHARED_MEMORY", "auto");
+        foreach (var o in new Option[] { coordinator, workerId, threads, backend, dataDir, token, tokenFile, ca, heartbeat, connectTimeout, maxMessage, httpPort, podIp, logLevel, logFormat, sharedMemory })
         {
             command.Options.Add(o);
         }
@@ -61,6 +62,7 @@ public static class WorkerCli
                     HttpPort = r.GetValue(httpPort),
                     LogLevel = ParseLogLevel(r.GetValue(logLevel)!),
                     LogFormat = r.GetValue(logFormat) is "text" or "json" ? r.GetValue(logFormat)! : throw new ArgumentException("--log-format must be text or json."),
+                    SharedMemory = ParseSharedMemory(r.GetValue(sharedMemory)),
                 };
             }
             catch (Exception ex) when (ex is ArgumentException or FormatException or IOException or UnauthorizedAccessException)
@@ -96,6 +98,17 @@ public static class WorkerCli
         });
         return await host.RunAsync(stop.Token).ConfigureAwait(false);
     }
+
+    /// <summary>What --shared-memory does, the same on both ends.</summary>
+    public const string SharedMemoryHelp = "Tensors between a coordinator and a worker process on the same machine: auto (through a shared-memory file in /dev/shm that the coordinator offers to a worker connected over loopback, when the worker can open it; the Join stream then carries only the step's plan and the gradient's figures) or off (every tensor over the stream).";
+
+    /// <summary>Reads a <c>--shared-memory</c> value: true for auto, false for off.</summary>
+    public static bool ParseSharedMemory(string? value) => value switch
+    {
+        "auto" => true,
+        "off" => false,
+        _ => throw new ArgumentException($"--shared-memory must be auto or off, not '{value}'."),
+    };
 
     /// <summary>Parses a log level name.</summary>
     public static LogLevel ParseLogLevel(string s) => Enum.TryParse<LogLevel>(s, ignoreCase: true, out var level) && Enum.IsDefined(level)

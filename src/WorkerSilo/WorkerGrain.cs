@@ -62,7 +62,10 @@ public sealed class WorkerGrain : IWorkerGrain, IDisposable
     /// <summary>Samples in the shard now held.</summary>
     public int ShardSize => _shard?.Data.Count ?? 0;
 
-    /// <summary>The weights of the last step computed (the worker's model copy).</summary>
+    /// <summary>
+    /// The weights of the last step computed (the worker's model copy), except where a silo computes on its
+    /// shared-memory file's weights in place (<see cref="ComputeInPlace"/>): then the file holds the copy.
+    /// </summary>
     public ReadOnlySpan<float> Weights => _weights;
 
     /// <summary>The model copy's buffer, which a silo host may decode a step's weights into directly.</summary>
@@ -167,7 +170,16 @@ public sealed class WorkerGrain : IWorkerGrain, IDisposable
     }
 
     /// <summary>The computation of a step, on the calling thread.</summary>
-    public GradientReply Compute(StepCommand command)
+    public GradientReply Compute(StepCommand command) => Compute(command, default, default, inPlace: false);
+
+    /// <summary>
+    /// The computation of a step on the calling thread, reading the weights from <paramref name="weights"/> and writing the
+    /// gradient sum into <paramref name="gradient"/> in place (a silo's shared-memory file, which is then this worker's
+    /// model copy) instead of the grain's own buffers; the command's own weights are not read.
+    /// </summary>
+    internal GradientReply ComputeInPlace(StepCommand command, ReadOnlySpan<float> weights, Span<float> gradient) => Compute(command, weights, gradient, inPlace: true);
+
+    private GradientReply Compute(StepCommand command, ReadOnlySpan<float> sharedWeights, Span<float> sharedGradient, bool inPlace)
     {
         var engine = _engine ?? throw new GrpcStatusException(GrpcStatusCode.FailedPrecondition, "A step arrived before the admission.");
         var shard = _shard ?? throw new GrpcStatusException(GrpcStatusCode.FailedPrecondition, "A step arrived before the shard.");
@@ -176,9 +188,10 @@ public sealed class WorkerGrain : IWorkerGrain, IDisposable
             throw new GrpcStatusException(GrpcStatusCode.FailedPrecondition, $"The step is for shard generation {command.ShardGeneration}, this worker holds {shard.Generation}.");
         }
 
-        if (command.Weights.Length != _weights.Length)
+        var weightCount = inPlace ? sharedWeights.Length : command.Weights.Length;
+        if (weightCount != _weights.Length || (inPlace && sharedGradient.Length != _weights.Length))
         {
-            throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"The step carries {command.Weights.Length} weights; the model has {_weights.Length}.");
+            throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"The step carries {weightCount} weights; the model has {_weights.Length}.");
         }
 
         var indices = command.Indices.Span;
@@ -194,15 +207,18 @@ public sealed class WorkerGrain : IWorkerGrain, IDisposable
         }
 
         // Keep the model copy at the step's version; in-process the weights are the coordinator's own buffer.
-        if (!command.Weights.Span.Overlaps(_weights))
+        if (!inPlace && !command.Weights.Span.Overlaps(_weights))
         {
             command.Weights.Span.CopyTo(_weights);
         }
+
         WeightsVersion = command.Step;
         _batch!.Gather(shard.Data, _local.AsSpan(0, indices.Length), indices);
-        var stats = engine.ComputeGradient(_batch, _weights, _gradient.GetSpan(), new DropoutKey(_seed, command.Epoch));
+        var stats = inPlace
+            ? engine.ComputeGradient(_batch, sharedWeights, sharedGradient, new DropoutKey(_seed, command.Epoch))
+            : engine.ComputeGradient(_batch, _weights, _gradient.GetSpan(), new DropoutKey(_seed, command.Epoch));
         var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
-        return new GradientReply(command.Step, _gradient.Memory, (int)stats.Count, stats.LossSum, stats.Correct, stats.SquaredErrorSum, seconds, 0);
+        return new GradientReply(command.Step, inPlace ? ReadOnlyMemory<float>.Empty : _gradient.Memory, (int)stats.Count, stats.LossSum, stats.Correct, stats.SquaredErrorSum, seconds, 0);
     }
 
     /// <inheritdoc/>

@@ -42,6 +42,12 @@ public sealed record WorkerOptions
     /// <summary>text or json logs. [CLUSTER_LOG_FORMAT]</summary>
     public string LogFormat { get; init; } = "text";
 
+    /// <summary>
+    /// Ask for a shared-memory file for the tensors, used when the coordinator runs on this machine and offers one.
+    /// [CLUSTER_SHARED_MEMORY]
+    /// </summary>
+    public bool SharedMemory { get; init; } = true;
+
     /// <summary>Port of the HTTP endpoints (/metrics, /healthz, /readyz); 0 disables them. [CLUSTER_HTTP_PORT]</summary>
     public int HttpPort { get; init; }
 }

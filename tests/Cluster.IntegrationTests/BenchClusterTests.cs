@@ -13,7 +13,7 @@ public sealed class BenchClusterTests
         var dataDir = Path.Combine(Repo.Root, "data", "mnist");
         await MnistFetcher.EnsureAsync(dataDir);
         var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "cluster.dll"), "bench", "cluster", "--json", "--batch-sizes", "1024", "--workers", "2", "--epochs", "2", "--repeat", "1", "--data-dir", dataDir })
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "cluster.dll"), "bench", "cluster", "--json", "--batch-sizes", "1024", "--workers", "2", "--epochs", "2", "--repeat", "1", "--shared-memory", "off", "--data-dir", dataDir })
         {
             psi.ArgumentList.Add(a);
         }

@@ -30,11 +30,11 @@ public sealed class ClusterFixture : IAsyncDisposable
 
     public IReadOnlyCollection<string> WorkerIds => _workers.Keys;
 
-    internal static async Task<ClusterFixture> StartAsync(PreparedRun run, ClusterOptions options)
+    internal static async Task<ClusterFixture> StartAsync(PreparedRun run, ClusterOptions options, bool sharedMemory = true)
     {
         var eval = new ManagedBackend(1);
         var grain = new CoordinatorGrain(run, options, eval, NullLogger.Instance);
-        var endpoint = await CoordinatorEndpoint.StartAsync(grain, new EndpointOptions { Listen = new Uri("http://127.0.0.1:0"), Token = "integration-token" }, NullLoggerFactory.Instance, run.Model.ParameterCount);
+        var endpoint = await CoordinatorEndpoint.StartAsync(grain, new EndpointOptions { Listen = new Uri("http://127.0.0.1:0"), Token = "integration-token", SharedMemory = sharedMemory }, NullLoggerFactory.Instance, run.Model.ParameterCount);
         return new ClusterFixture(grain, endpoint, eval);
     }
 

@@ -13,10 +13,13 @@ internal sealed class FakeWorker : IAsyncDisposable
 
     public int ParameterCount { get; private set; }
 
-    public async Task JoinAsync(string id, bool blockTensors = false)
+    /// <summary>The last admission that admitted this worker.</summary>
+    public Admission? Admission { get; private set; }
+
+    public async Task JoinAsync(string id, bool blockTensors = false, bool sharedMemory = false)
     {
         _call = await _client.DuplexAsync(GrpcProtocol.JoinPath, CoordinatorMessage.Parser);
-        await SendAsync(new WorkerMessage { Hello = new Hello { WorkerId = id, ProtocolVersion = 1, BlockTensors = blockTensors } });
+        await SendAsync(new WorkerMessage { Hello = new Hello { WorkerId = id, ProtocolVersion = 1, BlockTensors = blockTensors, SharedMemory = sharedMemory } });
     }
 
     public Task SendAsync(WorkerMessage message) => _call!.WriteAsync(message, CancellationToken.None).AsTask();
@@ -31,6 +34,7 @@ internal sealed class FakeWorker : IAsyncDisposable
             if (message.BodyCase == CoordinatorMessage.BodyOneofCase.Admission && message.Admission.Admitted)
             {
                 ParameterCount = Compute.Models.ModelJson.Import(message.Admission.ModelJson, requireWeights: false).ParameterCount;
+                Admission = message.Admission;
             }
 
             if (message.BodyCase == kind)

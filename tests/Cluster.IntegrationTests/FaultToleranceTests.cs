@@ -117,13 +117,13 @@ public sealed class FaultToleranceTests
 
         public required StepPlan Plan { get; init; }
 
-        public static async Task<HostileScene> StartAsync(bool blockTensors = false)
+        public static async Task<HostileScene> StartAsync(bool blockTensors = false, bool sharedMemory = false)
         {
             var run = TestRuns.Run(epochs: 1);
             var expected = await TestRuns.SingleProcessAsync(TestRuns.Run(epochs: 1));
             var cluster = await ClusterFixture.StartAsync(run, new ClusterOptions { MinWorkers = 1 });
             var fake = new FakeWorker(cluster.Endpoint.GrpcAddress, "integration-token");
-            await fake.JoinAsync("zz-fake", blockTensors);
+            await fake.JoinAsync("zz-fake", blockTensors, sharedMemory);
             cluster.StartWorker("real");
             await WaitMembersAsync(cluster.Grain, 2);
             var training = cluster.Grain.RunAsync(new CancellationTokenSource(TimeSpan.FromMinutes(2)).Token);
@@ -151,13 +151,19 @@ public sealed class FaultToleranceTests
         { "blocks-mask-size", GrpcStatusCode.InvalidArgument },
         { "blocks-short", GrpcStatusCode.InvalidArgument },
         { "blocks-nan", GrpcStatusCode.InvalidArgument },
+        { "shared-not-offered", GrpcStatusCode.InvalidArgument },
+        { "shared-with-bytes", GrpcStatusCode.InvalidArgument },
+        { "shared-other-step", GrpcStatusCode.InvalidArgument },
+        { "shared-nan", GrpcStatusCode.InvalidArgument },
     };
 
     [Theory]
     [MemberData(nameof(HostileReplies))]
     public async Task HostileWorker_GetsItsStatus_AndTheModelIsUntouched(string attack, GrpcStatusCode expectedStatus)
     {
-        await using var scene = await HostileScene.StartAsync(blockTensors: attack.StartsWith("blocks-", StringComparison.Ordinal) && attack != "blocks-not-agreed");
+        await using var scene = await HostileScene.StartAsync(
+            blockTensors: attack.StartsWith("blocks-", StringComparison.Ordinal) && attack != "blocks-not-agreed",
+            sharedMemory: attack.StartsWith("shared-", StringComparison.Ordinal) && attack != "shared-not-offered");
         var (run, expected, cluster, fake, training, plan) = (scene.Run, scene.Expected, scene.Cluster, scene.Fake, scene.Training, scene.Plan);
         var count = plan.Indices.Length / 4;
         var maskBytes = TensorBlocks.MaskBytes(fake.ParameterCount);
@@ -207,6 +213,28 @@ public sealed class FaultToleranceTests
                 marked[^1] = float.NaN;
                 message!.GradientMask = ByteString.CopyFrom(allBlocks);
                 message.GradientSum = TensorCodec.FromFloats(marked);
+                break;
+            case "shared-not-offered":
+                // A gradient said to be in shared memory, from a worker that did not ask for (and was not offered) a file.
+                Assert.Empty(fake.Admission!.SharedMemoryPath);
+                message!.GradientShared = true;
+                message.GradientSum = ByteString.Empty;
+                break;
+            case "shared-with-bytes":
+                message!.GradientShared = true;
+                break;
+            case "shared-other-step" or "shared-nan":
+                // The file the admission offered, opened as a worker would, holding a gradient marked with another step,
+                // or with a NaN, marked with this one.
+                using (var file = SharedTensorFile.Open(fake.Admission!.SharedMemoryPath, fake.Admission.SharedMemoryNonce.Span, fake.ParameterCount))
+                {
+                    var sum = new float[fake.ParameterCount];
+                    sum[3] = attack == "shared-nan" ? float.NaN : 0;
+                    file.WriteGradient(attack == "shared-nan" ? plan.Step : plan.Step + 7, sum);
+                }
+
+                message!.GradientShared = true;
+                message.GradientSum = ByteString.Empty;
                 break;
         }
 

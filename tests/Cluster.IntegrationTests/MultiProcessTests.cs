@@ -1,4 +1,5 @@
 using Cluster.Tests.Shared;
+using Cluster.Contracts.Grpc;
 using Cluster.Coordinator.Grains;
 
 namespace Cluster.IntegrationTests;
@@ -42,7 +43,7 @@ public sealed class MultiProcessTests
         async Task<(float[] Weights, long Sent, long Received)> TrainAsync(bool blockTensors)
         {
             var run = TestRuns.SparseRun();
-            await using var cluster = await ClusterFixture.StartAsync(run, new ClusterOptions { MinWorkers = 2, BlockTensors = blockTensors });
+            await using var cluster = await ClusterFixture.StartAsync(run, new ClusterOptions { MinWorkers = 2, BlockTensors = blockTensors }, sharedMemory: false);
             cluster.StartWorker("s0");
             cluster.StartWorker("s1");
             await cluster.Grain.RunAsync(new CancellationTokenSource(TimeSpan.FromMinutes(3)).Token);
@@ -56,6 +57,47 @@ public sealed class MultiProcessTests
         Assert.True(blocks.Sent < dense.Sent * 0.8, $"weights sent: {blocks.Sent} bytes as blocks, {dense.Sent} dense");
         Assert.True(blocks.Received < dense.Received * 0.8, $"gradients received: {blocks.Received} bytes as blocks, {dense.Received} dense");
         TestRuns.AssertClose(await TestRuns.SingleProcessAsync(TestRuns.SparseRun()), blocks.Weights, 1e-5);
+    }
+
+    [Fact]
+    public async Task Processes_SharedMemory_SameBitsAsTheStream_WithTensorsOffTheWire_AndNoFileLeft()
+    {
+        static string[] Files() => Directory.GetFiles(SharedTensorFile.Folder, SharedTensorFile.Prefix + "*");
+        var before = Files();
+        async Task<(float[] Weights, long Sent, long Received, long Steps, long Shared)> TrainAsync(bool sharedMemory)
+        {
+            var run = TestRuns.SparseRun();
+            await using var cluster = await ClusterFixture.StartAsync(run, new ClusterOptions { MinWorkers = 2, BlockTensors = false }, sharedMemory);
+            cluster.StartWorker("m0");
+            cluster.StartWorker("m1");
+            await cluster.Grain.RunAsync(new CancellationTokenSource(TimeSpan.FromMinutes(3)).Token);
+            Assert.Equal(2, cluster.Grain.PeakWorkers);
+            var c = cluster.Endpoint.Counters;
+            return (run.Model.Parameters, c.BytesSent, c.BytesReceived, cluster.Grain.Trainer.State.GlobalStep, c.SharedMemoryBytes);
+        }
+
+        var stream = await TrainAsync(sharedMemory: false);
+        var shared = await TrainAsync(sharedMemory: true);
+        Assert.Equal(stream.Weights, shared.Weights);
+        // Over the stream each step moves every worker's tensors both ways; through the file, only the first step's
+        // weights and the plans' and gradients' figures do.
+        var tensorBytes = stream.Weights.Length * sizeof(float);
+        Assert.True(stream.Received > 2 * stream.Steps * tensorBytes, $"{stream.Received} bytes received over the stream");
+        Assert.True(shared.Received < 2 * (tensorBytes + (stream.Steps * 1024)), $"{shared.Received} bytes received with shared memory");
+        Assert.True(shared.Sent < stream.Sent - (stream.Steps * tensorBytes), $"{shared.Sent} bytes sent with shared memory, {stream.Sent} without");
+        Assert.Equal(0, stream.Shared);
+        // Every gradient, and every step's weights but the first, went through the two workers' files.
+        Assert.Equal(2L * ((2 * stream.Steps) - 1) * tensorBytes, shared.Shared);
+        // Each file's name goes once its worker answered, and the mappings with the streams. (Other tests running beside
+        // this one may hold a file for a moment, until their workers' first answer.)
+        var left = Files().Except(before).ToArray();
+        for (var wait = 0; wait < 100 && left.Length > 0; wait++)
+        {
+            await Task.Delay(100);
+            left = Files().Except(before).ToArray();
+        }
+
+        Assert.Empty(left);
     }
 
     [Fact]

@@ -14,7 +14,7 @@ public sealed class WorkerTensorCodecTests
     private static WorkerTensorCodec Agreed()
     {
         var codec = new WorkerTensorCodec();
-        codec.Admit(new Admission { Admitted = true, BlockTensors = true });
+        codec.Admit(new Admission { Admitted = true, BlockTensors = true }, Length);
         return codec;
     }
 
@@ -59,7 +59,7 @@ public sealed class WorkerTensorCodecTests
 
         if (why == "after-admission")
         {
-            codec.Admit(new Admission { Admitted = true, BlockTensors = true });
+            codec.Admit(new Admission { Admitted = true, BlockTensors = true }, Length);
         }
 
         var held = codec.Held;
@@ -110,5 +110,112 @@ public sealed class WorkerTensorCodecTests
         message = new GradientResult();
         Assert.Equal(Bytes(dense), codec.Gradient(dense, Bytes(dense), message).ToArray());
         Assert.True(message.GradientMask.IsEmpty);
+    }
+
+    private static Admission Offer(SharedTensorFile file) => new()
+    {
+        Admitted = true,
+        BlockTensors = true,
+        SharedMemoryPath = file.FilePath,
+        SharedMemoryNonce = ByteString.CopyFrom(file.Nonce),
+    };
+
+    [Fact]
+    public void SharedMemory_Offered_StepsInPlace_GradientsMarked_AndKeptOnReadmission()
+    {
+        using var coordinator = SharedTensorFile.Create(Length);
+        using var codec = new WorkerTensorCodec();
+        Assert.Null(codec.Admit(Offer(coordinator), Length));
+        Assert.True(codec.Shared);
+        coordinator.Unlink();
+
+        // The first step's weights came over the stream: the gradient is copied into the file.
+        var gradient = Enumerable.Range(0, Length).Select(i => i * 0.5f).ToArray();
+        var message = new GradientResult { Step = 1 };
+        Assert.True(codec.Gradient(gradient, Bytes(gradient), message).IsEmpty);
+        Assert.True(message.GradientShared);
+        Assert.True(message.GradientMask.IsEmpty);
+        var received = new float[Length];
+        coordinator.ReadGradient(1, received);
+        Assert.Equal(gradient, received);
+
+        // A weights_shared plan is computed in place and its gradient only marked.
+        var weights = Enumerable.Range(0, Length).Select(i => -1f * i).ToArray();
+        coordinator.WriteWeights(2, weights);
+        var plan = new StepPlan { Step = 2, WeightsShared = true };
+        var file = codec.BeginSharedStep(plan, default);
+        Assert.Equal(weights, file.Weights.ToArray());
+        gradient.AsSpan().CopyTo(file.Gradient);
+        file.Gradient[0] = 42;
+        codec.EndSharedStep(plan);
+        Assert.Equal(2, codec.Held);
+        message = new GradientResult { Step = 2 };
+        Assert.True(codec.Gradient(default, [], message).IsEmpty);
+        coordinator.ReadGradient(2, received);
+        Assert.Equal(42, received[0]);
+        Assert.Equal(gradient[1..], received[1..]);
+
+        // The same offer again (a re-admission, the name long gone) keeps the mapping.
+        Assert.Null(codec.Admit(Offer(coordinator), Length));
+        Assert.True(codec.Shared);
+
+        // An admission without an offer closes it.
+        Assert.Null(codec.Admit(new Admission { Admitted = true }, Length));
+        Assert.False(codec.Shared);
+    }
+
+    [Fact]
+    public void SharedMemory_AnOfferThatCannotBeOpened_SaysWhy_AndTensorsStayOnTheStream()
+    {
+        using var coordinator = SharedTensorFile.Create(Length);
+        var offer = Offer(coordinator);
+        offer.SharedMemoryNonce = ByteString.CopyFrom(new byte[SharedTensorFile.NonceBytes]);
+        using var codec = new WorkerTensorCodec();
+        Assert.NotNull(codec.Admit(offer, Length));
+        Assert.False(codec.Shared);
+        coordinator.Unlink();
+        var gradient = new float[Length];
+        gradient[0] = 1;
+        var message = new GradientResult { Step = 1 };
+        Assert.False(codec.Gradient(gradient, Bytes(gradient), message).IsEmpty);
+        Assert.False(message.GradientShared);
+    }
+
+    [Theory]
+    [InlineData("no-file")]
+    [InlineData("other-step")]
+    [InlineData("with-bytes")]
+    [InlineData("decoded")]
+    public void SharedMemory_APlanTheWorkerCannotUse_FailsAndChangesNothing(string why)
+    {
+        using var coordinator = SharedTensorFile.Create(Length);
+        using var codec = new WorkerTensorCodec();
+        codec.Admit(why == "no-file" ? new Admission { Admitted = true } : Offer(coordinator), Length);
+        coordinator.Unlink();
+        coordinator.WriteWeights(4, new float[Length]);
+        var weights = Enumerable.Repeat(2f, Length).ToArray();
+        codec.ReadWeights(new StepPlan { Step = 3 }, Bytes(weights), weights);
+        var plan = new StepPlan { Step = why == "other-step" ? 5 : 4, WeightsShared = true };
+        var ex = why == "decoded"
+            ? Assert.Throws<GrpcStatusException>(() => codec.ReadWeights(plan, default, weights))
+            : Assert.Throws<GrpcStatusException>(() => codec.BeginSharedStep(plan, why == "with-bytes" ? new byte[4] : default));
+        Assert.Equal(why == "with-bytes" ? GrpcStatusCode.InvalidArgument : GrpcStatusCode.FailedPrecondition, ex.Status);
+        Assert.Equal(3, codec.Held);
+        Assert.All(weights, w => Assert.Equal(2f, w));
+    }
+
+    [Fact]
+    public void SharedMemory_WeightsOverwrittenDuringTheStep_FailedPrecondition()
+    {
+        using var coordinator = SharedTensorFile.Create(Length);
+        using var codec = new WorkerTensorCodec();
+        codec.Admit(Offer(coordinator), Length);
+        coordinator.Unlink();
+        coordinator.WriteWeights(4, new float[Length]);
+        var plan = new StepPlan { Step = 4, WeightsShared = true };
+        codec.BeginSharedStep(plan, default);
+        coordinator.WriteWeights(5, new float[Length]);
+        Assert.Equal(GrpcStatusCode.FailedPrecondition, Assert.Throws<GrpcStatusException>(() => codec.EndSharedStep(plan)).Status);
+        Assert.Equal(-1, codec.Held);
     }
 }

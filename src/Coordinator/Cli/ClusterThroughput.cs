@@ -13,7 +13,11 @@ namespace Cluster.Coordinator.Cli;
 /// </summary>
 internal static class ClusterThroughput
 {
+    /// <summary>How the tensors travel between the processes: block-sparse or dense on the stream, and through shared memory or not.</summary>
+    internal sealed record Transport(bool BlockTensors, bool SharedMemory);
+
     /// <summary>One configuration's figures.</summary>
+
     internal sealed record Result(int Batch, string Mode, int Workers, int Threads, double SamplesPerSecond, double TestAccuracy, JsonElement? Breakdown);
 
     public static Command Create()
@@ -25,8 +29,9 @@ internal static class ClusterThroughput
         var epochs = new Option<int>("--epochs") { Description = "Epochs per configuration (at least 2: the first is warm-up).", DefaultValueFactory = _ => 3 };
         var repeat = new Option<int>("--repeat") { Description = "Runs of each configuration, interleaved; the best is reported (timings on shared machines are noisy).", DefaultValueFactory = _ => 2 };
         var wire = new Option<string>("--wire-tensors") { Description = "Tensors between the processes: blocks (the default of train and coordinator) or dense.", DefaultValueFactory = _ => "blocks" };
+        var shared = new Option<string>("--shared-memory") { Description = "Tensors through a shared-memory file (auto, the default of train and coordinator) or over the gRPC stream only (off).", DefaultValueFactory = _ => "auto" };
         var dataDir = EnvOption.Create("--data-dir", "Folder of the MNIST files (fetched when missing).", "CLUSTER_DATA_DIR", Path.Combine("data", "mnist"));
-        foreach (var o in new Option[] { json, batches, workers, epochs, repeat, wire, dataDir })
+        foreach (var o in new Option[] { json, batches, workers, epochs, repeat, wire, shared, dataDir })
         {
             command.Options.Add(o);
         }
@@ -42,19 +47,19 @@ internal static class ClusterThroughput
                 throw new ArgumentException("--workers and --repeat must be at least 1 and --epochs at least 2 (the first epoch is warm-up).");
             }
 
-            var blocks = TrainingOptionSet.BlockTensors(r.GetValue(wire));
+            var transport = new Transport(TrainingOptionSet.BlockTensors(r.GetValue(wire)), Cluster.WorkerSilo.WorkerCli.ParseSharedMemory(r.GetValue(shared)));
             var dir = r.GetValue(dataDir)!;
             var quiet = r.GetValue(json);
             await MnistFetcher.EnsureAsync(dir, log: quiet ? null : output.WriteLine, cancellationToken: cancellationToken).ConfigureAwait(false);
             var results = new List<(Result Single, Result Cluster)>();
             foreach (var batch in sizes)
             {
-                var single = await MeasureAsync(dir, batch, e, ClusterMode.Embedded, 1, n, blocks, cancellationToken).ConfigureAwait(false);
-                var cluster = await MeasureAsync(dir, batch, e, ClusterMode.Processes, n, 1, blocks, cancellationToken).ConfigureAwait(false);
+                var single = await MeasureAsync(dir, batch, e, ClusterMode.Embedded, 1, n, transport, cancellationToken).ConfigureAwait(false);
+                var cluster = await MeasureAsync(dir, batch, e, ClusterMode.Processes, n, 1, transport, cancellationToken).ConfigureAwait(false);
                 for (var run = 1; run < runs; run++)
                 {
-                    single = Best(single, await MeasureAsync(dir, batch, e, ClusterMode.Embedded, 1, n, blocks, cancellationToken).ConfigureAwait(false));
-                    cluster = Best(cluster, await MeasureAsync(dir, batch, e, ClusterMode.Processes, n, 1, blocks, cancellationToken).ConfigureAwait(false));
+                    single = Best(single, await MeasureAsync(dir, batch, e, ClusterMode.Embedded, 1, n, transport, cancellationToken).ConfigureAwait(false));
+                    cluster = Best(cluster, await MeasureAsync(dir, batch, e, ClusterMode.Processes, n, 1, transport, cancellationToken).ConfigureAwait(false));
                 }
 
                 results.Add((single, cluster));
@@ -110,7 +115,7 @@ internal static class ClusterThroughput
     }
 
     /// <summary>Trains with the given topology and returns its best epoch after the first.</summary>
-    internal static async Task<Result> MeasureAsync(string dataDir, int batch, int epochs, ClusterMode mode, int workers, int threads, bool blockTensors, CancellationToken cancellationToken)
+    internal static async Task<Result> MeasureAsync(string dataDir, int batch, int epochs, ClusterMode mode, int workers, int threads, Transport transport, CancellationToken cancellationToken)
     {
         var folder = Directory.CreateTempSubdirectory("cluster-bench-");
         try
@@ -125,7 +130,8 @@ internal static class ClusterThroughput
                 Quiet = true,
                 ReportPath = report,
                 PlotPath = Path.Combine(folder.FullName, "plot.svg"),
-                BlockTensors = blockTensors,
+                BlockTensors = transport.BlockTensors,
+                SharedMemory = transport.SharedMemory,
             };
             var cluster = new ClusterSettings { Mode = mode, Workers = workers };
             var code = await ClusterRunner.RunAsync(settings, cluster, TextWriter.Null, cancellationToken).ConfigureAwait(false);

@@ -44,6 +44,7 @@ public sealed class TrainingOptionSet
     private readonly Option<int> _checkpointKeep = EnvOption.Create("--checkpoint-keep", "Checkpoints kept.", "CLUSTER_CHECKPOINT_KEEP", 3);
     private readonly Option<string?> _resume = EnvOption.Create<string?>("--resume", "Continue from the newest good checkpoint in this folder (a corrupt one is reported and the previous used); starts fresh when there is none. Checkpoints then go there too.", "CLUSTER_RESUME", null);
     private readonly Option<string> _wireTensors = EnvOption.Create("--wire-tensors", "Tensors between coordinator and worker processes: blocks (gradients without their all-zero blocks of 32 values, weights as the blocks changed since the worker's last step; the same bits, fewer bytes) or dense (every value, every step).", "CLUSTER_WIRE_TENSORS", "blocks");
+    private readonly Option<string> _sharedMemory = EnvOption.Create("--shared-memory", Cluster.WorkerSilo.WorkerCli.SharedMemoryHelp, "CLUSTER_SHARED_MEMORY", "auto");
     private readonly Option<string?> _plot = EnvOption.Create<string?>("--plot", "Chart of loss and accuracy per epoch: SVG, or PNG when the name ends in .png (default: next to --report, as .svg).", "CLUSTER_PLOT", null);
     private readonly Option<string> _logFormat = EnvOption.Create("--log-format", "Log lines as text or json (structured).", "CLUSTER_LOG_FORMAT", "text");
     private readonly Option<bool> _quiet = EnvOption.Create("--quiet", "Print only errors and the final result.", "CLUSTER_QUIET", false);
@@ -64,7 +65,7 @@ public sealed class TrainingOptionSet
     [
         _dataset, _dataDir, _label, _task, _testData, _layers, _activation, _outputActivation, _loss, _init, _optimizer, _lr,
         _momentum, _l1, _l2, _dropout, _batchSize, _epochs, _seed, _threads, _backend, _schedule, _validationSplit,
-        _earlyStopping, _standardize, _initModel, _model, _report, _checkpointDir, _checkpointEvery, _checkpointKeep, _resume, _wireTensors, _plot, _logFormat, _quiet,
+        _earlyStopping, _standardize, _initModel, _model, _report, _checkpointDir, _checkpointEvery, _checkpointKeep, _resume, _wireTensors, _sharedMemory, _plot, _logFormat, _quiet,
     ];
 
     /// <summary>Reads the options into settings, with clear errors for malformed values.</summary>
@@ -108,6 +109,7 @@ public sealed class TrainingOptionSet
             CheckpointKeep = r.GetValue(_checkpointKeep) >= 1 ? r.GetValue(_checkpointKeep) : throw new ArgumentException("--checkpoint-keep must be at least 1."),
             Resume = r.GetValue(_resume),
             BlockTensors = BlockTensors(r.GetValue(_wireTensors)),
+            SharedMemory = Cluster.WorkerSilo.WorkerCli.ParseSharedMemory(r.GetValue(_sharedMemory)),
             PlotPath = r.GetValue(_plot),
             LogFormat = r.GetValue(_logFormat) is "text" or "json" ? r.GetValue(_logFormat)! : throw new ArgumentException("--log-format must be text or json."),
         };

@@ -34,6 +34,9 @@ public sealed class StepTimings
     /// <summary>Bytes the coordinator received from workers.</summary>
     public long BytesReceived { get; set; }
 
+    /// <summary>Tensor bytes exchanged with workers through shared-memory files instead of the stream (both ways).</summary>
+    public long SharedMemoryBytes { get; set; }
+
     /// <summary>Raised for every step: total, compute, serialization, averaging seconds.</summary>
     public event Action<double, double, double, double>? Added;
 
@@ -64,6 +67,7 @@ public sealed class StepTimings
         w.WriteNumber("meanStepMilliseconds", Steps == 0 ? 0 : Math.Round(TotalSeconds / Steps * 1000, 4));
         w.WriteNumber("bytesSent", BytesSent);
         w.WriteNumber("bytesReceived", BytesReceived);
+        w.WriteNumber("sharedMemoryBytes", SharedMemoryBytes);
         w.WriteEndObject();
     }
 
@@ -77,6 +81,6 @@ public sealed class StepTimings
 
         string Part(double s) => $"{s / TotalSeconds * 100:0.0}%";
         return string.Create(System.Globalization.CultureInfo.InvariantCulture,
-            $"{Steps} steps, {TotalSeconds / Steps * 1000:0.000} ms each: compute {Part(ComputeSeconds)}, wait {Part(WaitSeconds)}, serialization {Part(SerializationSeconds)}, averaging {Part(AveragingSeconds)}; sent {BytesSent / 1e6:0.0} MB, received {BytesReceived / 1e6:0.0} MB");
+            $"{Steps} steps, {TotalSeconds / Steps * 1000:0.000} ms each: compute {Part(ComputeSeconds)}, wait {Part(WaitSeconds)}, serialization {Part(SerializationSeconds)}, averaging {Part(AveragingSeconds)}; sent {BytesSent / 1e6:0.0} MB, received {BytesReceived / 1e6:0.0} MB{(SharedMemoryBytes > 0 ? $", through shared memory {SharedMemoryBytes / 1e6:0.0} MB" : "")}");
     }
 }

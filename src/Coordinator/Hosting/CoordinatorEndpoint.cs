@@ -252,7 +252,11 @@ public sealed partial class CoordinatorEndpoint : IAsyncDisposable
         }
 
         await context.Response.StartAsync(cancellationToken).ConfigureAwait(false);
-        var worker = new RemoteWorker(hello.WorkerId, context.Response.BodyWriter, Counters, _parameterCount, _deltas);
+        // Shared memory is offered only to a worker that asks and connects over loopback: one on another machine could not
+        // open the file, and would only hold its memory until its first answer.
+        var offerShared = _options.SharedMemory && hello.SharedMemory && SharedTensorFile.Supported
+            && context.Connection.RemoteIpAddress is { } peer && IPAddress.IsLoopback(peer);
+        var worker = new RemoteWorker(hello.WorkerId, context.Response.BodyWriter, Counters, _parameterCount, _deltas, offerShared);
         await _grain.JoinAsync(hello, worker, cancellationToken).ConfigureAwait(false);
         var reason = "the worker closed its stream";
         var graceful = false;

@@ -16,4 +16,10 @@ public sealed record EndpointOptions
 
     /// <summary>Largest message accepted. [CLUSTER_MAX_MESSAGE_MB]</summary>
     public int MaxMessageBytes { get; init; } = Contracts.Grpc.GrpcProtocol.DefaultMaxMessageBytes;
+
+    /// <summary>
+    /// Offer a shared-memory file for the tensors to each worker that asks and connects over loopback (see
+    /// <see cref="Contracts.Grpc.SharedTensorFile"/>). [CLUSTER_SHARED_MEMORY]
+    /// </summary>
+    public bool SharedMemory { get; init; } = true;
 }

@@ -21,7 +21,13 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
     private readonly TransportCounters _counters;
     private readonly float[] _gradient;
     private readonly WeightDeltas _deltas;
+    private readonly bool _offerShared;
     private volatile bool _blocks;
+    // The shared-memory file offered on this stream: null when none was offered, the worker could not use it, or the
+    // stream is gone. In use once the worker sent a gradient through it; only then do its plans carry weights_shared.
+    private SharedTensorFile? _shared;
+    private volatile bool _sharedInUse;
+    private volatile bool _sharedDeclined;
     private long _held = -1;
     private TaskCompletionSource<ShardReady>? _shardReady;
     private TaskCompletionSource<GradientResult>? _gradientResult;
@@ -31,10 +37,14 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
     private volatile string? _brokenReason;
     private double _decodeSeconds;
 
-    /// <summary>Creates the reference; a worker whose admission agrees on block tensors gets weight deltas from <paramref name="deltas"/>.</summary>
-    public RemoteWorker(string workerId, PipeWriter output, TransportCounters counters, int parameterCount, WeightDeltas deltas)
+    /// <summary>
+    /// Creates the reference; a worker whose admission agrees on block tensors gets weight deltas from <paramref name="deltas"/>,
+    /// and with <paramref name="offerSharedMemory"/> its admissions offer a shared-memory file for the tensors.
+    /// </summary>
+    public RemoteWorker(string workerId, PipeWriter output, TransportCounters counters, int parameterCount, WeightDeltas deltas, bool offerSharedMemory = false)
     {
         _deltas = deltas;
+        _offerShared = offerSharedMemory;
         WorkerId = workerId;
         _output = output;
         _counters = counters;
@@ -43,13 +53,59 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
 
     public string WorkerId { get; }
 
+    /// <summary>True once the worker exchanges its tensors through the shared-memory file.</summary>
+    public bool SharedMemoryInUse => _sharedInUse;
 
     public Task AdmitAsync(Admission admission, CancellationToken cancellationToken)
     {
         // The worker forgets which weights it holds on an admission, and so does this side.
         Volatile.Write(ref _held, -1);
         _blocks = admission.Admitted && admission.BlockTensors;
+        if (admission.Admitted && Offer() is { } file)
+        {
+            admission = admission.Clone();
+            admission.SharedMemoryPath = file.FilePath;
+            admission.SharedMemoryNonce = ByteString.CopyFrom(file.Nonce);
+        }
+
         return WriteAsync(new CoordinatorMessage { Admission = admission }, cancellationToken);
+    }
+
+    /// <summary>
+    /// The file to offer in an admission: the stream's file (a re-admission offers the same one, which the worker keeps
+    /// by its nonce), created on the first admission; null where none is offered, the worker could not use the last
+    /// offer, or /dev/shm has no room.
+    /// </summary>
+    private SharedTensorFile? Offer()
+    {
+        if (!_offerShared || _sharedDeclined || _brokenReason is not null)
+        {
+            return null;
+        }
+
+        if (Volatile.Read(ref _shared) is { } file)
+        {
+            return file;
+        }
+
+        try
+        {
+            file = SharedTensorFile.Create(_gradient.Length);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            _sharedDeclined = true;
+            return null;
+        }
+
+        Volatile.Write(ref _shared, file);
+        if (_brokenReason is not null)
+        {
+            CloseShared();
+            return null;
+        }
+
+        return file;
     }
 
     public async Task LoadShardAsync(ShardData chunk, CancellationToken cancellationToken)
@@ -83,14 +139,29 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
         Volatile.Write(ref _expectedStep, command.Step);
         Volatile.Write(ref _expectedCount, command.Indices.Length);
         Volatile.Write(ref _gradientResult, pending);
-        var (mask, kept) = Delta(plan, command);
+        var shared = _sharedInUse ? Volatile.Read(ref _shared) : null;
+        var (mask, kept) = shared is null ? Delta(plan, command) : (ReadOnlyMemory<byte>.Empty, 0);
         var encode = Stopwatch.GetElapsedTime(started).TotalSeconds;
-        // The weights are copied from the coordinator's own buffer straight into the stream's pipe, once per worker.
+        // The weights are copied from the coordinator's own buffer straight into the stream's pipe, once per worker, or
+        // into the worker's shared-memory file, the plan then saying so.
         try
         {
-            await WriteAsync(output => mask.IsEmpty
+            if (shared is not null)
+            {
+                started = Stopwatch.GetTimestamp();
+                shared.WriteWeights(command.Step, command.Weights.Span);
+                Interlocked.Add(ref _counters.SharedMemoryBytes, command.Weights.Length * sizeof(float));
+                encode += Stopwatch.GetElapsedTime(started).TotalSeconds;
+                plan.WeightsShared = true;
+                await WriteAsync(new CoordinatorMessage { Step = plan }, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await WriteAsync(output => mask.IsEmpty
                 ? GrpcFraming.WriteWithTensorAsync(output, CoordinatorMessage.StepFieldNumber, plan, StepPlan.WeightsFieldNumber, command.Weights, cancellationToken)
                 : GrpcFraming.WriteWithBlocksAsync(output, CoordinatorMessage.StepFieldNumber, plan, StepPlan.WeightsFieldNumber, command.Weights, mask, kept, cancellationToken), cancellationToken).ConfigureAwait(false);
+            }
+
             Volatile.Write(ref _held, command.Step);
         }
         catch
@@ -186,7 +257,20 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
             throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, "A block-sparse gradient, but the admission did not agree on block tensors.");
         }
 
-        if (gradient.GradientMask.IsEmpty && sum.Length != _gradient.Length * sizeof(float))
+        var shared = Volatile.Read(ref _shared);
+        if (gradient.GradientShared)
+        {
+            if (shared is null)
+            {
+                throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, "A gradient in shared memory, but no shared-memory file was offered on this stream.");
+            }
+
+            if (sum.Length != 0 || !gradient.GradientMask.IsEmpty)
+            {
+                throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, "A gradient in shared memory also carries gradient bytes or a mask.");
+            }
+        }
+        else if (gradient.GradientMask.IsEmpty && sum.Length != _gradient.Length * sizeof(float))
         {
             throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"Gradient of {sum.Length} bytes; the model has {_gradient.Length} parameters ({_gradient.Length * sizeof(float)} bytes).");
         }
@@ -204,7 +288,13 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
         // Decoded before it is checked: only the step that asked for this gradient reads the buffer, and only after the
         // result below is set, so a rejected gradient (the step is then recomputed elsewhere) is never read.
         var started = Stopwatch.GetTimestamp();
-        if (gradient.GradientMask.IsEmpty)
+        if (gradient.GradientShared)
+        {
+            // A gradient marked with another step throws before anything is copied.
+            shared!.ReadGradient(gradient.Step, _gradient);
+            Interlocked.Add(ref _counters.SharedMemoryBytes, _gradient.Length * sizeof(float));
+        }
+        else if (gradient.GradientMask.IsEmpty)
         {
             sum.CopyTo(MemoryMarshal.AsBytes(_gradient.AsSpan()));
         }
@@ -219,6 +309,19 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
             throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, "Gradient contains NaN or infinity; rejected.");
         }
 
+        if (gradient.GradientShared && !_sharedInUse)
+        {
+            // The worker mapped the file: weights go through it from the next step, and its name is no longer needed.
+            _sharedInUse = true;
+            shared!.Unlink();
+        }
+        else if (!gradient.GradientShared && shared is not null && !_sharedInUse)
+        {
+            // The worker answered without it: it could not open the file (another machine or container, another user).
+            _sharedDeclined = true;
+            CloseShared();
+        }
+
         _decodeSeconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
         Interlocked.Exchange(ref _gradientResult, null)?.TrySetResult(gradient);
         return null;
@@ -228,9 +331,20 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
     public void Break(string reason)
     {
         _brokenReason = reason;
+        CloseShared();
         var error = new GrpcStatusException(GrpcStatusCode.Unavailable, $"Worker {WorkerId} disconnected: {reason}");
         Interlocked.Exchange(ref _shardReady, null)?.TrySetException(error);
         Interlocked.Exchange(ref _gradientResult, null)?.TrySetException(error);
+    }
+
+    /// <summary>Removes and unmaps the shared-memory file, if any (a copy under way on another thread finishes first).</summary>
+    private void CloseShared()
+    {
+        if (Interlocked.Exchange(ref _shared, null) is { } file)
+        {
+            file.Unlink();
+            file.Dispose();
+        }
     }
 
     private Task WriteAsync(CoordinatorMessage message, CancellationToken cancellationToken) =>
@@ -267,5 +381,6 @@ internal sealed class TransportCounters(Grains.ClusterCounters events)
 
     public long BytesSent;
     public long BytesReceived;
+    public long SharedMemoryBytes;
     public long RejectedCalls;
 }

@@ -84,7 +84,7 @@ public static class ClusterRunner
                     break;
                 case ClusterMode.Processes:
                     var token = Convert.ToHexString(RandomNumberGenerator.GetBytes(16));
-                    endpoint = await CoordinatorEndpoint.StartAsync(grain, cluster.Endpoint with { Listen = new Uri("http://127.0.0.1:0"), Token = token }, loggerFactory, run.Model.ParameterCount).ConfigureAwait(false);
+                    endpoint = await CoordinatorEndpoint.StartAsync(grain, cluster.Endpoint with { Listen = new Uri("http://127.0.0.1:0"), Token = token, SharedMemory = settings.SharedMemory }, loggerFactory, run.Model.ParameterCount).ConfigureAwait(false);
                     for (var i = 0; i < cluster.Workers; i++)
                     {
                         children.Add(StartWorker(endpoint.GrpcAddress, $"local-{i}", workerThreads, settings.Backend, token));
@@ -92,7 +92,7 @@ public static class ClusterRunner
 
                     break;
                 case ClusterMode.Remote:
-                    endpoint = await CoordinatorEndpoint.StartAsync(grain, cluster.Endpoint, loggerFactory, run.Model.ParameterCount).ConfigureAwait(false);
+                    endpoint = await CoordinatorEndpoint.StartAsync(grain, cluster.Endpoint with { SharedMemory = settings.SharedMemory }, loggerFactory, run.Model.ParameterCount).ConfigureAwait(false);
                     Say(output, settings, $"Coordinator listening on {endpoint.GrpcAddress} (gRPC); waiting for at least {options.MinWorkers} worker(s).");
                     break;
             }
@@ -118,6 +118,7 @@ public static class ClusterRunner
             {
                 grain.Timings.BytesSent = endpoint.Counters.BytesSent;
                 grain.Timings.BytesReceived = endpoint.Counters.BytesReceived;
+                grain.Timings.SharedMemoryBytes = endpoint.Counters.SharedMemoryBytes;
             }
 
             if (!settings.Quiet)

@@ -104,6 +104,9 @@ public sealed record TrainSettings
     /// <summary>Block-sparse tensors between coordinator and worker processes (<see cref="Grains.ClusterOptions.BlockTensors"/>).</summary>
     public bool BlockTensors { get; init; } = true;
 
+    /// <summary>Tensors to worker processes on this machine through shared memory (<see cref="Hosting.EndpointOptions.SharedMemory"/>).</summary>
+    public bool SharedMemory { get; init; } = true;
+
     /// <summary>Resume from this folder.</summary>
     public string? Resume { get; init; }
 
