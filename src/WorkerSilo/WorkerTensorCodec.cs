@@ -52,6 +52,9 @@ internal sealed class WorkerTensorCodec : IDisposable
         try
         {
             _shared = SharedTensorFile.Open(admission.SharedMemoryPath, admission.SharedMemoryNonce.Span, parameterCount);
+            // Both sides hold their mappings now, so the name can go at once: a coordinator killed before this worker's
+            // first answer then leaves nothing behind in /dev/shm.
+            _shared.Unlink();
             return null;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)

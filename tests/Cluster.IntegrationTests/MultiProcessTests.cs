@@ -88,8 +88,8 @@ public sealed class MultiProcessTests
         Assert.Equal(0, stream.Shared);
         // Every gradient, and every step's weights but the first, went through the two workers' files.
         Assert.Equal(2L * ((2 * stream.Steps) - 1) * tensorBytes, shared.Shared);
-        // Each file's name goes once its worker answered, and the mappings with the streams. (Other tests running beside
-        // this one may hold a file for a moment, until their workers' first answer.)
+        // Each file's name goes once its worker mapped it, and the mappings with the streams. (Other tests running beside
+        // this one may hold a file for a moment, until their workers map it.)
         var left = Files().Except(before).ToArray();
         for (var wait = 0; wait < 100 && left.Length > 0; wait++)
         {

@@ -8,8 +8,8 @@ namespace Cluster.Contracts.Grpc;
 /// A shared-memory file through which the coordinator and a worker process on the same machine exchange a step's
 /// tensors, instead of sending their bytes over the Join stream: the step plan and the gradient message still go over
 /// the stream, marked weights_shared and gradient_shared, so the stream stays the one channel of control. One file per
-/// Join stream, in /dev/shm (memory, not disk), readable and writable by the coordinator's user only, removed once the
-/// worker has answered whether it mapped it (the mappings outlive the name).
+/// Join stream, in /dev/shm (memory, not disk), readable and writable by the coordinator's user only. Its name is removed
+/// as soon as the worker has mapped it, or when the worker answers without it (the mappings outlive the name).
 /// <para>
 /// Layout: a 64-byte header (magic, the admission's random nonce, the parameter count, the step whose weights the file
 /// holds, the step whose weights are being written, the step of the gradient), then the weights and the gradient as

@@ -311,7 +311,7 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
 
         if (gradient.GradientShared && !_sharedInUse)
         {
-            // The worker mapped the file: weights go through it from the next step, and its name is no longer needed.
+            // The worker mapped the file (and removed its name): weights go through it from the next step.
             _sharedInUse = true;
             shared!.Unlink();
         }
