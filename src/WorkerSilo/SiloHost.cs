@@ -243,28 +243,24 @@ public sealed partial class SiloHost
     private GradientResult Compute(StepPlan plan, ReadOnlySpan<byte> weightBytes, float[] weights, int[] indices, WorkerTensorCodec codec)
     {
         var started = Stopwatch.GetTimestamp();
-        GradientReply reply;
-        if (plan.WeightsShared)
+        // A weights_shared plan is computed in place in the shared-memory file: its weights read, its gradient written
+        // there, no copy either way.
+        var file = plan.WeightsShared ? codec.BeginSharedStep(plan, weightBytes) : null;
+        if (file is null)
         {
-            // The weights are read, and the gradient written, in place in the shared-memory file: no copy either way.
-            var file = codec.BeginSharedStep(plan, weightBytes);
-            var count = TensorCodec.ToInts(plan.Indices, indices, "StepPlan.indices");
-            var decoded = Stopwatch.GetElapsedTime(started).TotalSeconds;
-            reply = _grain.ComputeInPlace(new StepCommand(plan.Step, plan.Epoch, plan.ShardGeneration, ReadOnlyMemory<float>.Empty, indices.AsMemory(0, count)), file.Weights, file.Gradient);
-            codec.EndSharedStep(plan);
-            return Result(reply, decoded);
+            codec.ReadWeights(plan, weightBytes, weights);
         }
 
-        codec.ReadWeights(plan, weightBytes, weights);
         var n = TensorCodec.ToInts(plan.Indices, indices, "StepPlan.indices");
         var decode = Stopwatch.GetElapsedTime(started).TotalSeconds;
-        reply = _grain.Compute(new StepCommand(plan.Step, plan.Epoch, plan.ShardGeneration, weights, indices.AsMemory(0, n)));
-        return Result(reply, decode);
-    }
+        var command = new StepCommand(plan.Step, plan.Epoch, plan.ShardGeneration, file is null ? weights : ReadOnlyMemory<float>.Empty, indices.AsMemory(0, n));
+        var reply = file is null ? _grain.Compute(command) : _grain.ComputeInPlace(command, file.Weights, file.Gradient);
+        if (file is not null)
+        {
+            codec.EndSharedStep(plan);
+        }
 
-    private GradientResult Result(GradientReply reply, double decode)
-    {
-        var started = Stopwatch.GetTimestamp();
+        started = Stopwatch.GetTimestamp();
         var message = new GradientResult
         {
             Step = reply.Step,

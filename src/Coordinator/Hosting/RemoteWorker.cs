@@ -53,8 +53,6 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
 
     public string WorkerId { get; }
 
-    /// <summary>True once the worker exchanges its tensors through the shared-memory file.</summary>
-    public bool SharedMemoryInUse => _sharedInUse;
 
     public Task AdmitAsync(Admission admission, CancellationToken cancellationToken)
     {
