@@ -5,10 +5,14 @@ namespace Cluster.Contracts.Configuration;
 /// <summary>The console logger of every process: single-line text, or one JSON object per line.</summary>
 public static class Logs
 {
-    /// <summary>Creates the logger factory.</summary>
+    /// <summary>
+    /// Creates the logger factory. ASP.NET Core's own lines (a request started, a request finished: one pair per worker
+    /// stream) show from <see cref="LogLevel.Debug"/> only; above that, its warnings and errors still show.
+    /// </summary>
     public static ILoggerFactory Create(LogLevel minimum, string format) => LoggerFactory.Create(b =>
     {
         b.SetMinimumLevel(minimum);
+        b.AddFilter("Microsoft.AspNetCore", minimum <= LogLevel.Debug ? minimum : Max(minimum, LogLevel.Warning));
         if (format == "json")
         {
             b.AddJsonConsole(o =>
@@ -26,4 +30,9 @@ public static class Logs
             });
         }
     });
+
+    /// <summary>The least severe level shown: <paramref name="quiet"/> (--quiet) keeps warnings and errors only.</summary>
+    public static LogLevel Minimum(LogLevel requested, bool quiet) => quiet ? Max(requested, LogLevel.Warning) : requested;
+
+    private static LogLevel Max(LogLevel a, LogLevel b) => a > b ? a : b;
 }

@@ -32,7 +32,7 @@ public static class ClusterRunner
             ? await MetricsHost.StartAsync(MetricsHost.Bind(cluster.HttpBind), httpPort, exporter, () => grain is not null && (cluster.Mode != ClusterMode.Remote || endpoint is not null), app => DashboardRoutes.Map(app, () => grain)).ConfigureAwait(false)
             : null;
         var run = await TrainingSetup.PrepareAsync(settings, m => Say(output, settings, m), cancellationToken).ConfigureAwait(false);
-        using var loggerFactory = Logs.Create(cluster.LogLevel, settings.LogFormat);
+        using var loggerFactory = Logs.Create(Logs.Minimum(cluster.LogLevel, settings.Quiet), settings.LogFormat);
         var logger = loggerFactory.CreateLogger("Cluster.Coordinator");
         using var evalBackend = BackendFactory.Create(settings.Backend, Environment.ProcessorCount);
         var options = cluster.Mode == ClusterMode.Remote
