@@ -151,4 +151,72 @@ public sealed class SharedTensorFileTests
         worker.CheckWeights(1);
         Assert.Equal(Values(2), worker.Weights.ToArray());
     }
+
+    [Fact]
+    public void RemoveOrphans_RemovesOnlyFilesOfDeadCreatorsInThisPidNamespace()
+    {
+        using var dead = System.Diagnostics.Process.Start("true")!;
+        dead.WaitForExit();
+        var deadPid = dead.Id;
+        Assert.False(Directory.Exists($"/proc/{deadPid}"));
+
+        var live = Forged(_ => { });
+        var orphan = Forged(h => Patch(h, 56, deadPid));
+        var otherNamespace = Forged(h =>
+        {
+            Patch(h, 56, deadPid);
+            Patch(h, 60, (int)(BitConverter.ToUInt32(h, 60) + 1));
+        });
+        var oldFormat = Forged(h =>
+        {
+            Patch(h, 56, deadPid);
+            h[7] = (byte)'1';
+        });
+        var wrongSize = Forged(h => Patch(h, 56, deadPid), extraBytes: 64);
+        var outside = Path.Combine(Path.GetTempPath(), $"orphan-target-{Guid.NewGuid():N}");
+        File.Copy(orphan, outside);
+        var link = Path.Combine(SharedTensorFile.Folder, SharedTensorFile.Prefix + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(12)));
+        File.CreateSymbolicLink(link, outside);
+        try
+        {
+            var removed = SharedTensorFile.RemoveOrphans();
+            Assert.Contains(orphan, removed);
+            Assert.False(File.Exists(orphan));
+            foreach (var kept in new[] { live, otherNamespace, oldFormat, wrongSize, link, outside })
+            {
+                Assert.DoesNotContain(kept, removed);
+                Assert.True(File.Exists(kept) || new FileInfo(kept).LinkTarget is not null, kept);
+            }
+
+            // The live file still opens.
+            Assert.Equal(BitConverter.GetBytes(Environment.ProcessId), File.ReadAllBytes(live).AsSpan(56, 4).ToArray());
+        }
+        finally
+        {
+            foreach (var path in new[] { live, orphan, otherNamespace, oldFormat, wrongSize, link, outside })
+            {
+                File.Delete(path);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A file created by this process and closed with its name kept, its header then changed by <paramref name="patch"/>
+    /// (the creator's pid at 56, its PID namespace at 60) and <paramref name="extraBytes"/> appended.
+    /// </summary>
+    private static string Forged(Action<byte[]> patch, int extraBytes = 0)
+    {
+        string path;
+        using (var file = SharedTensorFile.Create(Count))
+        {
+            path = file.FilePath;
+        }
+
+        var bytes = File.ReadAllBytes(path);
+        patch(bytes);
+        File.WriteAllBytes(path, [.. bytes, .. new byte[extraBytes]]);
+        return path;
+    }
+
+    private static void Patch(byte[] header, int at, int value) => BitConverter.GetBytes(value).CopyTo(header, at);
 }

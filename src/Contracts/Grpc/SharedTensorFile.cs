@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
@@ -12,8 +13,12 @@ namespace Cluster.Contracts.Grpc;
 /// as soon as the worker has mapped it, or when the worker answers without it (the mappings outlive the name).
 /// <para>
 /// Layout: a 64-byte header (magic, the admission's random nonce, the parameter count, the step whose weights the file
-/// holds, the step whose weights are being written, the step of the gradient), then the weights and the gradient as
-/// float32, each starting on a 64-byte line.
+/// holds, the step whose weights are being written, the step of the gradient, the creating process and its PID
+/// namespace), then the weights and the gradient as float32, each starting on a 64-byte line.
+/// </para>
+/// <para>
+/// A coordinator killed between creating a file and its worker mapping it leaves the name behind; the next coordinator
+/// on the machine removes such files when it starts (<see cref="RemoveOrphans"/>).
 /// </para>
 /// </summary>
 public sealed unsafe class SharedTensorFile : IDisposable
@@ -27,13 +32,15 @@ public sealed unsafe class SharedTensorFile : IDisposable
     /// <summary>Bytes of the random nonce that ties a file to one admission.</summary>
     public const int NonceBytes = 16;
 
-    private const ulong Magic = 0x3130764D48534C43; // "CLSHMv01"
+    private const ulong Magic = 0x3230764D48534C43; // "CLSHMv02"
     private const int HeaderBytes = 64;
     private const int NonceAt = 8;
     private const int CountAt = 24;
     private const int WeightsStepAt = 32;
     private const int WritingStepAt = 40;
     private const int GradientStepAt = 48;
+    private const int CreatorAt = 56;
+    private const int CreatorNamespaceAt = 60;
     private readonly MemoryMappedFile _map;
     private readonly MemoryMappedViewAccessor _view;
     private readonly long _gradientAt;
@@ -102,6 +109,8 @@ public sealed unsafe class SharedTensorFile : IDisposable
                 *(long*)(p + WeightsStepAt) = -1;
                 *(long*)(p + WritingStepAt) = -1;
                 *(long*)(p + GradientStepAt) = -1;
+                *(int*)(p + CreatorAt) = Environment.ProcessId;
+                *(uint*)(p + CreatorNamespaceAt) = PidNamespace.Value;
             }
             finally
             {
@@ -183,6 +192,86 @@ public sealed unsafe class SharedTensorFile : IDisposable
             }
 
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Removes the files that coordinators on this machine left behind when they died between creating a file and its
+    /// worker mapping it: files of this project's name, size and header whose creating process was in this process's PID
+    /// namespace and is no longer running. A file of a running process, of another PID namespace (another container
+    /// sharing /dev/shm), of another user, or anything else, is kept. Returns the paths removed.
+    /// </summary>
+    public static IReadOnlyList<string> RemoveOrphans()
+    {
+        var removed = new List<string>();
+        if (!Supported || PidNamespace.Value == 0)
+        {
+            return removed;
+        }
+
+        foreach (var path in Directory.EnumerateFiles(Folder, Prefix + "*"))
+        {
+            try
+            {
+                if (IsOrphan(path))
+                {
+                    File.Delete(path);
+                    removed.Add(path);
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // Gone meanwhile, or not this user's: not ours to remove.
+            }
+        }
+
+        return removed;
+    }
+
+    private static bool IsOrphan(string path)
+    {
+        var name = Path.GetFileName(path);
+        var info = new FileInfo(path);
+        if (name.Length != Prefix.Length + 24 || name.AsSpan(Prefix.Length).ContainsAnyExcept("0123456789abcdef") || info.LinkTarget is not null || info.Length < HeaderBytes)
+        {
+            return false;
+        }
+
+        Span<byte> header = stackalloc byte[HeaderBytes];
+        using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
+        {
+            stream.ReadExactly(header);
+        }
+
+        var count = BinaryPrimitives.ReadInt64LittleEndian(header[CountAt..]);
+        var creator = BinaryPrimitives.ReadInt32LittleEndian(header[CreatorAt..]);
+        var space = BinaryPrimitives.ReadUInt32LittleEndian(header[CreatorNamespaceAt..]);
+        return BinaryPrimitives.ReadUInt64LittleEndian(header) == Magic
+            && count is > 0 and <= int.MaxValue && info.Length == SizeFor((int)count)
+            && space == PidNamespace.Value && creator > 0 && creator != Environment.ProcessId
+            && !Directory.Exists($"/proc/{creator}");
+    }
+
+    /// <summary>This process's PID namespace (the inode of /proc/self/ns/pid), 0 where it cannot be read.</summary>
+    private static class PidNamespace
+    {
+        public static readonly uint Value = Read();
+
+        private static uint Read()
+        {
+            try
+            {
+                // The link reads "pid:[4026531836]".
+                var target = new FileInfo("/proc/self/ns/pid").LinkTarget;
+                return target is not null && target.StartsWith("pid:[", StringComparison.Ordinal) && target.EndsWith(']')
+                    && uint.TryParse(target.AsSpan(5, target.Length - 6), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var inode)
+                    ? inode
+                    : 0;
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                return 0;
+            }
         }
     }
 

@@ -91,6 +91,15 @@ public sealed partial class CoordinatorEndpoint : IAsyncDisposable
         });
         var app = builder.Build();
         var endpoint = new CoordinatorEndpoint(app, grain, options, loggerFactory.CreateLogger("Cluster.Coordinator.Endpoint"), parameterCount);
+        if (options.SharedMemory)
+        {
+            // Files a coordinator killed between an admission and its worker's first answer left in /dev/shm.
+            foreach (var orphan in SharedTensorFile.RemoveOrphans())
+            {
+                LogOrphanRemoved(endpoint._logger, orphan);
+            }
+        }
+
         endpoint.Counters = new TransportCounters(grain is Grains.CoordinatorGrain g ? g.Counters : new Grains.ClusterCounters());
         app.Run(endpoint.HandleAsync);
         await app.StartAsync().ConfigureAwait(false);
@@ -352,6 +361,9 @@ public sealed partial class CoordinatorEndpoint : IAsyncDisposable
 
     [LoggerMessage(EventId = 20, Level = LogLevel.Warning, Message = "Call {Path} ended with {Status}: {Reason}")]
     private static partial void LogCallFailed(ILogger logger, string path, string status, string reason);
+
+    [LoggerMessage(EventId = 22, Level = LogLevel.Information, Message = "Removed {Path}, a shared-memory file left by a coordinator that is no longer running")]
+    private static partial void LogOrphanRemoved(ILogger logger, string path);
 
     [LoggerMessage(EventId = 21, Level = LogLevel.Information, Message = "Call {Path}: {Note}")]
     private static partial void LogCall(ILogger logger, string path, string note);
