@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Cluster.Contracts.Configuration;
 using Cluster.Contracts.Grpc;
 using Cluster.WorkerSilo;
 
@@ -12,4 +13,6 @@ foreach (var option in command.Options)
 }
 
 root.Action = command.Action;
-return await root.Parse(args).InvokeAsync();
+// Ctrl+C and SIGTERM: the worker finishes its step and says goodbye, however long that takes (a second signal ends it).
+using var signals = new TerminationSignals();
+return signals.ExitCode(await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, signals.Token));

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
 using Cluster.Contracts.Configuration;
 using Cluster.Contracts.Metrics;
 using Microsoft.Extensions.Logging;
@@ -90,13 +89,8 @@ public static class WorkerCli
         await using var http = options.HttpPort > 0
             ? await MetricsHost.StartAsync(System.Net.IPAddress.Any, options.HttpPort, exporter, () => host.Ready).ConfigureAwait(false)
             : null;
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
-        {
-            ctx.Cancel = true;
-            stop.Cancel();
-        });
-        return await host.RunAsync(stop.Token).ConfigureAwait(false);
+        // Cancelled by Ctrl+C or SIGTERM (TerminationSignals, in both executables): the step in hand ends and a goodbye goes.
+        return await host.RunAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>What --shared-memory does, the same on both ends.</summary>
@@ -113,7 +107,7 @@ public static class WorkerCli
     /// <summary>Parses a log level name.</summary>
     public static LogLevel ParseLogLevel(string s) => Enum.TryParse<LogLevel>(s, ignoreCase: true, out var level) && Enum.IsDefined(level)
         ? level
-        : throw new ArgumentException($"Unknown log level '{s}'; use trace, debug, information, warning or error.");
+        : throw new ArgumentException($"Unknown --log-level '{s}'; use trace, debug, information, warning or error.");
 
     private static double Positive(double value, string name) =>
         value > 0 && double.IsFinite(value) ? value : throw new ArgumentException($"{name} must be a positive number.");

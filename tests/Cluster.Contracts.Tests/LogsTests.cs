@@ -5,15 +5,6 @@ namespace Cluster.Contracts.Tests;
 
 public sealed class LogsTests
 {
-    [Theory]
-    [InlineData(LogLevel.Information, false, LogLevel.Information)]
-    [InlineData(LogLevel.Debug, false, LogLevel.Debug)]
-    [InlineData(LogLevel.Information, true, LogLevel.Warning)]
-    [InlineData(LogLevel.Trace, true, LogLevel.Warning)]
-    [InlineData(LogLevel.Error, true, LogLevel.Error)]
-    public void Quiet_KeepsWarningsAndErrorsOnly(LogLevel requested, bool quiet, LogLevel expected) =>
-        Assert.Equal(expected, Logs.Minimum(requested, quiet));
-
     [Fact]
     public void AspNetCoreRequestLines_ShowFromDebugOnly_TheClustersOwnFromTheLevelAsked()
     {

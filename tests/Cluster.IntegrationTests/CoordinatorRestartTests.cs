@@ -11,7 +11,7 @@ using Cluster.Coordinator.Runs;
 
 namespace Cluster.IntegrationTests;
 
-/// <summary>The coordinator as a real process: killed with -9 and restarted with --resume, workers reconnecting.</summary>
+/// <summary>The coordinator as a real process: killed with -9 or stopped with SIGTERM and restarted with --resume, workers reconnecting.</summary>
 public sealed class CoordinatorRestartTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("cluster-restart").FullName;
@@ -112,8 +112,10 @@ public sealed class CoordinatorRestartTests : IDisposable
         }
     }
 
-    [Fact]
-    public async Task KillCoordinator_ResumeFromCheckpoint_EndsWithTheUninterruptedWeights()
+    [Theory]
+    [InlineData("kill -9")]
+    [InlineData("SIGTERM")]
+    public async Task StopCoordinator_ResumeFromCheckpoint_EndsWithTheUninterruptedWeights(string how)
     {
         var csv = WriteCsv();
 
@@ -134,15 +136,11 @@ public sealed class CoordinatorRestartTests : IDisposable
         // The run lasts about a second, so the poller is warmed on the waiting coordinator before the workers
         // start; it kills the run once a checkpoint (every 25 steps) lies behind it, and says so if it came too late.
         const long KillAfter = 60;
+        long signalledAt;
         var clock = Stopwatch.StartNew();
         await using (var poller = new GrpcClient(new Uri($"http://127.0.0.1:{port}")))
         {
-            while ((await StatusAsync(poller))?.State != "waiting")
-            {
-                Assert.False(coordinator.HasExited, $"the coordinator ended before it listened; the processes said:\n{Said()}");
-                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(120), $"the coordinator never answered; the processes said:\n{Said()}");
-                await Task.Delay(10);
-            }
+            await WaitingAsync(poller, coordinator, clock);
 
             StartWorkers(port);
             StatusReply? status;
@@ -152,17 +150,71 @@ public sealed class CoordinatorRestartTests : IDisposable
                 await Task.Delay(2);
             }
 
-            Assert.True(status!.State == "training", $"the run was {status.State} at step {status.Step} before it could be killed");
-            coordinator.Kill();
+            Assert.True(status!.State == "training", $"the run was {status.State} at step {status.Step} before it could be stopped");
+            signalledAt = status.Step;
+            if (how == "SIGTERM")
+            {
+                Terminate(coordinator);
+            }
+            else
+            {
+                coordinator.Kill();
+            }
         }
 
-        coordinator.WaitForExit();
-        Assert.True(coordinator.ExitCode != 0, $"the run ended by itself before the kill landed; the processes said:\n{Said()}");
-        Assert.NotEmpty(Directory.GetFiles(checkpoints, "checkpoint-*.bin"));
+        Assert.True(coordinator.WaitForExit(60_000), $"the coordinator did not stop; the processes said:\n{Said()}");
+        Assert.True(coordinator.ExitCode == (how == "SIGTERM" ? 143 : 137), $"the coordinator exited with {coordinator.ExitCode}; the processes said:\n{Said()}");
+        var saved = Directory.GetFiles(checkpoints, "checkpoint-*.bin").Select(f => long.Parse(Path.GetFileNameWithoutExtension(f)["checkpoint-".Length..], CultureInfo.InvariantCulture)).ToList();
+        Assert.NotEmpty(saved);
+        if (how == "SIGTERM")
+        {
+            // The stopping coordinator writes a checkpoint of the step it stopped at (the periodic ones come every 25 steps).
+            var stopped = _log.Select(line => System.Text.RegularExpressions.Regex.Match(line, @"Stopped at step (\d+),")).Where(m => m.Success).Select(m => long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)).ToList();
+            Assert.True(stopped.Count == 1 && stopped[0] >= signalledAt && saved.Max() == stopped[0], $"stopped at {string.Join(", ", stopped)} after step {signalledAt}; checkpoints at steps {string.Join(", ", saved)}");
+
+            // Its workers are not told to stop: they retry the address, and the restarted coordinator takes them back.
+            await Task.Delay(1000);
+            Assert.All(_processes.Where(p => p != coordinator && p.StartInfo.ArgumentList.Contains("worker")).TakeLast(2), w => Assert.False(w.HasExited, $"a worker exited; the processes said:\n{Said()}"));
+        }
+
         var restarted = StartCoordinator(csv, port, resumedModel, checkpoints);
         Assert.True(restarted.WaitForExit(180_000), $"the resumed coordinator did not finish; the processes said:\n{Said()}");
         Assert.True(restarted.ExitCode == 0, $"the resumed coordinator exited with {restarted.ExitCode}; the processes said:\n{Said()}");
         Assert.Contains(_log, line => line.StartsWith($"coordinator#{_processes.IndexOf(restarted)}:", StringComparison.Ordinal) && line.Contains("Resumed at step", StringComparison.Ordinal));
         Assert.Equal(ModelFile.Load(uninterruptedModel).Parameters, ModelFile.Load(resumedModel).Parameters);
     }
+
+    [Fact]
+    public async Task Sigterm_WhileWaitingForWorkers_StopsTheCoordinator_With143()
+    {
+        var port = FreePort();
+        var checkpoints = Path.Combine(_dir, "ckpt-waiting");
+        var coordinator = StartCoordinator(WriteCsv(), port, Path.Combine(_dir, "model.bin"), checkpoints);
+        await using (var poller = new GrpcClient(new Uri($"http://127.0.0.1:{port}")))
+        {
+            await WaitingAsync(poller, coordinator, Stopwatch.StartNew());
+        }
+
+        Terminate(coordinator);
+        Assert.True(coordinator.WaitForExit(60_000), $"the coordinator did not stop on SIGTERM; the processes said:\n{Said()}");
+        Assert.True(coordinator.ExitCode == 143, $"the coordinator exited with {coordinator.ExitCode}; the processes said:\n{Said()}");
+        Assert.Contains(_log, line => line == "coordinator#0: cancelled");
+
+        // No step was trained, so there is nothing to checkpoint.
+        Assert.Empty(Directory.Exists(checkpoints) ? Directory.GetFiles(checkpoints) : []);
+    }
+
+    /// <summary>Waits until the coordinator answers that it waits for workers.</summary>
+    private async Task WaitingAsync(GrpcClient poller, Process coordinator, Stopwatch clock)
+    {
+        while ((await StatusAsync(poller))?.State != "waiting")
+        {
+            Assert.False(coordinator.HasExited, $"the coordinator ended before it listened; the processes said:\n{Said()}");
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(120), $"the coordinator never answered; the processes said:\n{Said()}");
+            await Task.Delay(10);
+        }
+    }
+
+    private static void Terminate(Process process) =>
+        Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)])!.WaitForExit();
 }

@@ -31,8 +31,5 @@ public static class Logs
         }
     });
 
-    /// <summary>The least severe level shown: <paramref name="quiet"/> (--quiet) keeps warnings and errors only.</summary>
-    public static LogLevel Minimum(LogLevel requested, bool quiet) => quiet ? Max(requested, LogLevel.Warning) : requested;
-
     private static LogLevel Max(LogLevel a, LogLevel b) => a > b ? a : b;
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Cluster.Contracts.Configuration;
 using Cluster.Compute.Training;
 
 namespace Cluster.Coordinator.Cli;
@@ -25,10 +26,13 @@ public static class CliApp
     /// <summary>Runs the command line and returns the exit code.</summary>
     public static async Task<int> RunAsync(string[] args, TextWriter? output = null, TextWriter? error = null, CancellationToken cancellationToken = default)
     {
-        var config = new InvocationConfiguration { Output = output ?? Console.Out, Error = error ?? Console.Error };
+        // Ctrl+C and SIGTERM cancel the command's token and wait for it to stop (a second one ends the process), instead of
+        // System.CommandLine's two seconds.
+        var config = new InvocationConfiguration { Output = output ?? Console.Out, Error = error ?? Console.Error, ProcessTerminationTimeout = null };
+        using var signals = new TerminationSignals(cancellationToken);
         try
         {
-            return await Build().Parse(args).InvokeAsync(config, cancellationToken).ConfigureAwait(false);
+            return signals.ExitCode(await Build().Parse(args).InvokeAsync(config, signals.Token).ConfigureAwait(false));
         }
         catch (ArgumentException ex)
         {

@@ -22,7 +22,7 @@ public sealed class ClusterOptionSet
     private readonly Option<string?> _tlsCert = EnvOption.Create<string?>("--tls-cert", "PEM certificate for TLS on the gRPC port.", "CLUSTER_TLS_CERT", null);
     private readonly Option<string?> _tlsKey = EnvOption.Create<string?>("--tls-key", "PEM private key of --tls-cert.", "CLUSTER_TLS_KEY", null);
     private readonly Option<int> _maxMessage = EnvOption.Create("--max-message-mb", "Largest gRPC message accepted, in MiB (larger ones get RESOURCE_EXHAUSTED).", "CLUSTER_MAX_MESSAGE_MB", 64);
-    private readonly Option<string> _logLevel = EnvOption.Create("--log-level", "Least severe log level shown: trace, debug, information, warning, error.", "CLUSTER_LOG_LEVEL", "information");
+    private readonly Option<string?> _logLevel = EnvOption.Create<string?>("--log-level", "Least severe log level shown: trace, debug, information, warning, error (default: information; warning with --quiet).", "CLUSTER_LOG_LEVEL", null);
 
     /// <summary>Adds the options to a command.</summary>
     public void AddTo(Command command)
@@ -73,7 +73,7 @@ public sealed class ClusterOptionSet
                 Token = TokenSource.Read(r.GetValue(_token), r.GetValue(_tokenFile)),
                 MaxMessageBytes = checked(Math.Max(1, r.GetValue(_maxMessage)) * 1024 * 1024),
             },
-            LogLevel = WorkerCli.ParseLogLevel(r.GetValue(_logLevel)!),
+            LogLevel = r.GetValue(_logLevel) is { } level ? WorkerCli.ParseLogLevel(level) : null,
             HttpPort = r.GetValue(_httpPort) switch
             {
                 0 => null,

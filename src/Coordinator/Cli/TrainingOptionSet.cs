@@ -47,7 +47,7 @@ public sealed class TrainingOptionSet
     private readonly Option<string> _sharedMemory = EnvOption.Create("--shared-memory", Cluster.WorkerSilo.WorkerCli.SharedMemoryHelp, "CLUSTER_SHARED_MEMORY", "auto");
     private readonly Option<string?> _plot = EnvOption.Create<string?>("--plot", "Chart of loss and accuracy per epoch: SVG, or PNG when the name ends in .png (default: next to --report, as .svg).", "CLUSTER_PLOT", null);
     private readonly Option<string> _logFormat = EnvOption.Create("--log-format", "Log lines as text or json (structured).", "CLUSTER_LOG_FORMAT", "text");
-    private readonly Option<bool> _quiet = EnvOption.Create("--quiet", "Print only the final result, warnings and errors (log lines below warning are left out, whatever --log-level says).", "CLUSTER_QUIET", false);
+    private readonly Option<bool> _quiet = EnvOption.Create("--quiet", "Print only the final result, warnings and errors (a coordinator's log starts at warning unless --log-level says otherwise).", "CLUSTER_QUIET", false);
 
     /// <summary>The --threads option (threads per worker).</summary>
     public Option<int> Threads => _threads;

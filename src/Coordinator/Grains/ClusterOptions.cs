@@ -38,4 +38,11 @@ public sealed record ClusterOptions
 
     /// <summary>Continue from the newest good checkpoint in this folder. [CLUSTER_RESUME]</summary>
     public string? ResumeDirectory { get; init; }
+
+    /// <summary>
+    /// On a cancelled run (SIGTERM, Ctrl+C): true leaves the workers retrying the address, for a coordinator started
+    /// again with --resume to take them back (remote workers, as when Kubernetes replaces the coordinator's pod); false
+    /// tells them the run stopped, and they exit (the worker processes of train --processes).
+    /// </summary>
+    public bool KeepWorkersOnCancel { get; init; }
 }

@@ -84,6 +84,12 @@ public sealed partial class CoordinatorGrain
     [LoggerMessage(EventId = 11, Level = LogLevel.Debug, Message = "Checkpoint written: {Path}")]
     private static partial void LogCheckpoint(ILogger logger, string path);
 
+    [LoggerMessage(EventId = 14, Level = LogLevel.Information, Message = "Stopped at step {Step}, which the newest checkpoint in {Directory} holds: --resume goes on from there")]
+    private static partial void LogStoppedAt(ILogger logger, long step, string directory);
+
+    [LoggerMessage(EventId = 13, Level = LogLevel.Error, Message = "The checkpoint of the stopping run could not be written: {Reason}")]
+    private static partial void LogCheckpointFailed(ILogger logger, string reason);
+
     [LoggerMessage(EventId = 6, Level = LogLevel.Information, Message = "Epoch {Epoch} done: loss {Loss:0.0000}, test accuracy {Accuracy:P2}")]
     private static partial void LogEpochDone(ILogger logger, int epoch, double loss, double accuracy);
 }

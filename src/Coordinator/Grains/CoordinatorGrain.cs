@@ -35,6 +35,8 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
     private (double Gather, double Compute, double Codec, double Sum) _pendingTiming;
     private ITimer? _leaseTimer;
     private CheckpointStore? _checkpoints;
+    // The step of the last checkpoint written or resumed from (0: none).
+    private long _savedStep;
     private readonly SampleAccounting _accounting;
     private readonly List<EpochRecord> _history = [];
     private readonly (long Step, double Loss)[] _recent = new (long, double)[2000];
@@ -283,6 +285,19 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
             await StopAllAsync(new Stop { Completed = true, Reason = "training finished" }).ConfigureAwait(false);
             return history;
         }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Cancelled between steps or within one, whose gradients are then dropped: the model stands at a step
+            // boundary, and a checkpoint of it lets --resume go on without losing a step.
+            SetState("stopped");
+            SaveCheckpointOnStop();
+            if (!_options.KeepWorkersOnCancel)
+            {
+                await StopAllAsync(new Stop { Completed = false, Reason = "coordinator stopped" }).ConfigureAwait(false);
+            }
+
+            throw;
+        }
         catch (Exception ex)
         {
             SetState("failed");
@@ -311,6 +326,7 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
         }
 
         Trainer.Restore(checkpoint);
+        _savedStep = checkpoint.Header.GlobalStep;
         _resumedSamplesInEpoch = (int)checkpoint.Header.EpochCount;
         lock (_sync)
         {
@@ -332,7 +348,31 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
         }
 
         var path = _checkpoints.Save(Trainer.Capture());
+        _savedStep = Trainer.State.GlobalStep;
         LogCheckpoint(_logger, path);
+    }
+
+    /// <summary>A checkpoint of a stopping run, unless the newest one (or the one it resumed from) already holds its step.</summary>
+    private void SaveCheckpointOnStop()
+    {
+        if (_checkpoints is null)
+        {
+            return;
+        }
+
+        try
+        {
+            if (Trainer.State.GlobalStep != _savedStep)
+            {
+                SaveCheckpoint();
+            }
+
+            LogStoppedAt(_logger, Trainer.State.GlobalStep, _checkpoints.Directory);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            LogCheckpointFailed(_logger, ex.Message);
+        }
     }
 
     private void SetState(string state)

@@ -30,6 +30,9 @@ public sealed partial class CoordinatorEndpoint : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly int _parameterCount;
     private readonly byte[]? _tokenHash;
+    // Cancelled when the endpoint closes: open calls (the workers' Join streams) end with UNAVAILABLE at once, which a
+    // worker retries, instead of holding the server's shutdown for its timeout.
+    private readonly CancellationTokenSource _closing = new();
 
     private CoordinatorEndpoint(WebApplication app, ICoordinatorGrain grain, EndpointOptions options, ILogger logger, int parameterCount)
     {
@@ -52,6 +55,7 @@ public sealed partial class CoordinatorEndpoint : IAsyncDisposable
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
+        builder.Services.AddSingleton<Microsoft.Extensions.Hosting.IHostLifetime, Cluster.Contracts.Configuration.ProcessOwnedLifetime>();
         builder.Services.AddSingleton(loggerFactory);
         // 64 KiB transport blocks instead of 4 KiB: a step's tensors are read in a few system calls instead of hundreds.
         builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>, LargeBlockMemoryPoolFactory>();
@@ -123,7 +127,7 @@ public sealed partial class CoordinatorEndpoint : IAsyncDisposable
         context.Response.ContentType = GrpcProtocol.ContentType;
         var status = GrpcStatusCode.Ok;
         var message = "";
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, _closing.Token);
         try
         {
             if (context.Request.Headers.TryGetValue(GrpcProtocol.TimeoutHeader, out var timeoutValue))
@@ -156,6 +160,11 @@ public sealed partial class CoordinatorEndpoint : IAsyncDisposable
         {
             status = ex.Status;
             message = ex.Message;
+        }
+        catch (OperationCanceledException) when (_closing.IsCancellationRequested && !context.RequestAborted.IsCancellationRequested)
+        {
+            status = GrpcStatusCode.Unavailable;
+            message = "The coordinator is shutting down.";
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !context.RequestAborted.IsCancellationRequested)
         {
@@ -350,12 +359,14 @@ public sealed partial class CoordinatorEndpoint : IAsyncDisposable
     {
         try
         {
+            await _closing.CancelAsync().ConfigureAwait(false);
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
             await _app.StopAsync(timeout.Token).ConfigureAwait(false);
         }
         finally
         {
             await _app.DisposeAsync().ConfigureAwait(false);
+            _closing.Dispose();
         }
     }
 

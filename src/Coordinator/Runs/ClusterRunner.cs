@@ -32,7 +32,7 @@ public static class ClusterRunner
             ? await MetricsHost.StartAsync(MetricsHost.Bind(cluster.HttpBind), httpPort, exporter, () => grain is not null && (cluster.Mode != ClusterMode.Remote || endpoint is not null), app => DashboardRoutes.Map(app, () => grain)).ConfigureAwait(false)
             : null;
         var run = await TrainingSetup.PrepareAsync(settings, m => Say(output, settings, m), cancellationToken).ConfigureAwait(false);
-        using var loggerFactory = Logs.Create(Logs.Minimum(cluster.LogLevel, settings.Quiet), settings.LogFormat);
+        using var loggerFactory = Logs.Create(cluster.LogLevelFor(settings.Quiet), settings.LogFormat);
         var logger = loggerFactory.CreateLogger("Cluster.Coordinator");
         using var evalBackend = BackendFactory.Create(settings.Backend, Environment.ProcessorCount);
         var options = cluster.Mode == ClusterMode.Remote
@@ -45,6 +45,8 @@ public static class ClusterRunner
             CheckpointKeep = settings.CheckpointKeep,
             ResumeDirectory = settings.Resume,
             BlockTensors = settings.BlockTensors,
+            // Remote workers outlive a coordinator stopped by a signal and rejoin its replacement; local ones stop with it.
+            KeepWorkersOnCancel = cluster.Mode == ClusterMode.Remote,
         };
         grain = new CoordinatorGrain(run, options, evalBackend, logger);
         var interactive = !settings.Quiet && ConsoleProgress.IsTerminal(output);

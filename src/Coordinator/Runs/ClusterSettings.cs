@@ -27,6 +27,13 @@ public sealed record ClusterSettings
     /// <summary>Open the dashboard in a browser once training starts.</summary>
     public bool OpenDashboard { get; init; }
 
-    /// <summary>Minimum log level of the console logger.</summary>
-    public Microsoft.Extensions.Logging.LogLevel LogLevel { get; init; } = Microsoft.Extensions.Logging.LogLevel.Warning;
+    /// <summary>Minimum log level of the console logger, as asked (--log-level); null: <see cref="LogLevelFor"/>'s default.</summary>
+    public Microsoft.Extensions.Logging.LogLevel? LogLevel { get; init; }
+
+    /// <summary>
+    /// The log level in effect: the one asked for; else information for <c>cluster coordinator</c>, and warning with
+    /// --quiet or for <c>train</c> (whose progress lines already say what the log would).
+    /// </summary>
+    public Microsoft.Extensions.Logging.LogLevel LogLevelFor(bool quiet) =>
+        LogLevel ?? (Mode == ClusterMode.Remote && !quiet ? Microsoft.Extensions.Logging.LogLevel.Information : Microsoft.Extensions.Logging.LogLevel.Warning);
 }
