@@ -200,8 +200,9 @@ public sealed class CoordinatorRestartTests : IDisposable
         Assert.True(coordinator.ExitCode == 143, $"the coordinator exited with {coordinator.ExitCode}; the processes said:\n{Said()}");
         Assert.Contains(_log, line => line == "coordinator#0: cancelled");
 
-        // No step was trained, so there is nothing to checkpoint.
+        // No step was trained, so there is nothing to checkpoint, and the log does not claim one.
         Assert.Empty(Directory.Exists(checkpoints) ? Directory.GetFiles(checkpoints) : []);
+        Assert.DoesNotContain(_log, line => line.Contains("Stopped at step", StringComparison.Ordinal));
     }
 
     /// <summary>Waits until the coordinator answers that it waits for workers.</summary>

@@ -355,8 +355,9 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
     /// <summary>A checkpoint of a stopping run, unless the newest one (or the one it resumed from) already holds its step.</summary>
     private void SaveCheckpointOnStop()
     {
-        if (_checkpoints is null)
+        if (_checkpoints is null || Trainer.State.GlobalStep == 0)
         {
+            // Nothing trained yet: nothing to keep.
             return;
         }
 
