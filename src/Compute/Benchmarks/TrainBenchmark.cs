@@ -10,8 +10,11 @@ public sealed record TrainResult(string Backend, int Threads, int Batch, double 
 /// <summary>Times whole training epochs of a network on a dataset, after a warm-up epoch.</summary>
 public static class TrainBenchmark
 {
-    /// <summary>Trains <paramref name="epochs"/> epochs and returns the fastest one's figures (the first includes JIT warm-up).</summary>
-    public static TrainResult Measure(ComputeBackend backend, Dataset train, Dataset test, int[] hidden, int batch, int epochs = 2, ulong seed = 0)
+    /// <summary>
+    /// Trains <paramref name="epochs"/> epochs and returns the fastest one's figures (the first includes JIT warm-up);
+    /// <paramref name="cancellationToken"/> stops it between steps.
+    /// </summary>
+    public static TrainResult Measure(ComputeBackend backend, Dataset train, Dataset test, int[] hidden, int batch, int epochs = 2, ulong seed = 0, CancellationToken cancellationToken = default)
     {
         var model = new Sequential(train.FeatureCount, Sequential.Stack(hidden, Activation.Relu, train.ClassCount, Activation.Softmax), LossKind.CrossEntropy);
         model.Initialize(seed);
@@ -20,7 +23,7 @@ public static class TrainBenchmark
         var trainer = new Trainer(model, options, source, train, null, null, backend);
         var meter = new EpochMeter();
         trainer.Observe(meter);
-        trainer.RunAsync().GetAwaiter().GetResult();
+        trainer.RunAsync(cancellationToken).GetAwaiter().GetResult();
         var best = trainer.State.History.MinBy(e => e.Seconds)!;
         var index = trainer.State.History.ToList().IndexOf(best);
         var accuracy = trainer.Evaluate(test).Accuracy;

@@ -40,7 +40,7 @@ public static class BenchCommand
         command.Options.Add(backends);
         command.Options.Add(threads);
         command.Options.Add(size);
-        CliApp.SetHandler(command, (r, output, _) =>
+        CliApp.SetHandler(command, (r, output, cancellationToken) =>
         {
             var counts = ParsePositiveList(r.GetValue(threads)!, "--threads");
             var peaks = counts.Distinct().ToDictionary(t => t, GemmBenchmark.MeasurePeak);
@@ -62,6 +62,8 @@ public static class BenchCommand
                 {
                     for (var i = 0; i < shapes.Count; i++)
                     {
+                        // Ctrl+C stops between measurements (each lasts a fraction of a second).
+                        cancellationToken.ThrowIfCancellationRequested();
                         var s = shapes[i];
                         var result = GemmBenchmark.Measure(backend, s.Label, s.M, s.N, s.K, s.TransA, s.TransB, i == 0 ? 0.12 : 0.05);
                         if (best[i] is null || result.Gflops > best[i].Gflops)
@@ -147,8 +149,9 @@ public static class BenchCommand
             var results = new List<TrainResult>();
             foreach (var (name, t) in Configurations(r.GetValue(backends)!, ParsePositiveList(r.GetValue(threads)!, "--threads"), output, r.GetValue(json)))
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 using var backend = BackendFactory.Create(name, t);
-                results.Add(TrainBenchmark.Measure(backend, train, test, [128, 64], r.GetValue(batch), Math.Max(1, r.GetValue(epochs))));
+                results.Add(TrainBenchmark.Measure(backend, train, test, [128, 64], r.GetValue(batch), Math.Max(1, r.GetValue(epochs)), cancellationToken: cancellationToken));
             }
 
             if (r.GetValue(json))

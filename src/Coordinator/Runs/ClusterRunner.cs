@@ -162,10 +162,7 @@ public static class ClusterRunner
                 await endpoint.DisposeAsync().ConfigureAwait(false);
             }
 
-            foreach (var child in children)
-            {
-                await StopChildAsync(child).ConfigureAwait(false);
-            }
+            await Task.WhenAll(children.Select(StopChildAsync)).ConfigureAwait(false);
 
             foreach (var worker in embedded)
             {
@@ -222,18 +219,21 @@ public static class ClusterRunner
         }
     }
 
+    /// <summary>
+    /// Stops a worker process: one told the run is over exits by itself; one that never joined (the run stopped first)
+    /// or lost its stream is retrying the address, and gets SIGTERM, then a kill. Its output is read to the end.
+    /// </summary>
     private static async Task StopChildAsync((Process Process, Task Drained) worker)
     {
         var child = worker.Process;
         try
         {
-            using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-            await child.WaitForExitAsync(wait.Token).ConfigureAwait(false);
-            await worker.Drained.WaitAsync(wait.Token).ConfigureAwait(false);
+            await ChildProcesses.StopAsync(child, TimeSpan.FromSeconds(3)).ConfigureAwait(false);
+            await worker.Drained.WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
         }
-        catch (OperationCanceledException)
+        catch (TimeoutException)
         {
-            child.Kill(entireProcessTree: true);
+            // Its output pipe is held by a grandchild; the worker itself is gone.
         }
         finally
         {
