@@ -205,6 +205,72 @@ public sealed class CoordinatorRestartTests : IDisposable
         Assert.DoesNotContain(_log, line => line.Contains("Stopped at step", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task TrainProcesses_KilledWithMinus9_ItsWorkersGiveUpSoon()
+    {
+        var train = Start("train", "--dataset", WriteCsv(), "--label", "label", "--layers", "12,8", "--epochs", "1000", "--batch-size", "10", "--workers", "2", "--processes");
+        var clock = Stopwatch.StartNew();
+        List<int> children;
+        while ((children = Children(train.Id)).Count < 2 || !_log.Any(line => line.Contains("epoch 1/1000", StringComparison.Ordinal)))
+        {
+            Assert.False(train.HasExited, $"train ended early; it said:\n{Said()}");
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(120), $"train never ran its workers; it said:\n{Said()}");
+            await Task.Delay(50);
+        }
+
+        train.Kill();
+        await train.WaitForExitAsync();
+        try
+        {
+            // Nothing to reconnect to: they give up after 10 s without the coordinator, not the default 120 s.
+            clock.Restart();
+            while (children.Any(Running))
+            {
+                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"worker processes {string.Join(", ", children.Where(Running))} still run 60 s after their parent was killed");
+                await Task.Delay(200);
+            }
+        }
+        finally
+        {
+            foreach (var pid in children.Where(Running))
+            {
+                try
+                {
+                    using var left = Process.GetProcessById(pid);
+                    left.Kill();
+                }
+                catch (Exception ex) when (ex is ArgumentException or InvalidOperationException)
+                {
+                    // It ended meanwhile.
+                }
+            }
+        }
+    }
+
+    /// <summary>The process ids whose parent is <paramref name="parent"/>.</summary>
+    private static List<int> Children(int parent) =>
+        [.. Directory.EnumerateDirectories("/proc")
+            .Select(d => int.TryParse(Path.GetFileName(d), out var pid) ? pid : 0)
+            .Where(pid => pid > 0 && Stat(pid) is { } stat && stat.Parent == parent)];
+
+    /// <summary>True while the process runs (a zombie left for a parent that does not reap it has ended).</summary>
+    private static bool Running(int pid) => Stat(pid) is { } stat && stat.State != 'Z';
+
+    private static (char State, int Parent)? Stat(int pid)
+    {
+        try
+        {
+            // "pid (comm) state ppid ...": the name may hold spaces and parentheses, so read after the last ')'.
+            var text = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
+            return (fields[0][0], int.Parse(fields[1], CultureInfo.InvariantCulture));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Waits until the coordinator answers that it waits for workers.</summary>
     private async Task WaitingAsync(GrpcClient poller, Process coordinator, Stopwatch clock)
     {

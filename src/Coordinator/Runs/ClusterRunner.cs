@@ -188,7 +188,9 @@ public static class ClusterRunner
             psi.ArgumentList.Add(Assembly.GetEntryAssembly()!.Location);
         }
 
-        foreach (var arg in new[] { "worker", "--coordinator", coordinator.ToString(), "--worker-id", id, "--threads", threads.ToString(CultureInfo.InvariantCulture), "--backend", backend, "--log-level", "warning" })
+        // A worker of this process has nothing to reconnect to once this process is gone (killed with -9, say): it gives
+        // up 10 s after losing it instead of the default 120 s, so no orphan lingers.
+        foreach (var arg in new[] { "worker", "--coordinator", coordinator.ToString(), "--worker-id", id, "--threads", threads.ToString(CultureInfo.InvariantCulture), "--backend", backend, "--log-level", "warning", "--connect-timeout-seconds", "10" })
         {
             psi.ArgumentList.Add(arg);
         }
