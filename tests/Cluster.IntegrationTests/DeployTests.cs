@@ -233,29 +233,52 @@ public sealed class DeployTests
             }
 
             File.WriteAllText(csv, sb.ToString());
-            int grpc = FreePort(), coordinatorHttp = FreePort(), workerHttp = FreePort();
-            var environment = new Dictionary<string, string>
-            {
-                ["CLUSTER_LISTEN"] = $"http://127.0.0.1:{grpc}",
-                ["CLUSTER_HTTP_PORT"] = coordinatorHttp.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                ["CLUSTER_DATASET"] = csv,
-                ["CLUSTER_LABEL"] = "label",
-                ["CLUSTER_EPOCHS"] = "1000000", // runs until the test kills it: a finished run would close the probes
-                ["CLUSTER_TOKEN"] = "entrypoint-token",
-            };
-            processes.Add(StartEntrypoint("Dockerfile.coordinator", environment));
-            processes.Add(StartEntrypoint("Dockerfile.worker", new Dictionary<string, string>
-            {
-                ["CLUSTER_COORDINATOR"] = $"http://127.0.0.1:{grpc}",
-                ["CLUSTER_HTTP_PORT"] = workerHttp.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                ["CLUSTER_TOKEN"] = "entrypoint-token",
-                ["POD_NAME"] = "worker-pod-1",
-            }));
+            var said = new System.Collections.Concurrent.ConcurrentQueue<string>();
+            string Said() => string.Join('\n', said.TakeLast(40));
             using var http = new HttpClient();
-            foreach (var (port, what) in new[] { (coordinatorHttp, "coordinator"), (workerHttp, "worker") })
+            var coordinatorHttp = 0;
+            // A port found free can be taken by another process before the coordinator binds it: then it exits, and the
+            // pair starts again on other ports.
+            for (var attempt = 1; ; attempt++)
             {
-                await TestRuns.WaitForAsync(() => Ok(http, $"http://127.0.0.1:{port}/healthz"), $"{what} /healthz", () => processes.Select(p => p.HasExited ? $"exited {p.ExitCode}" : "running").Aggregate((a, b) => a + ", " + b));
-                await TestRuns.WaitForAsync(() => Ok(http, $"http://127.0.0.1:{port}/readyz"), $"{what} /readyz", () => "not ready");
+                int grpc = FreePort(), workerHttp = FreePort();
+                coordinatorHttp = FreePort();
+                var environment = new Dictionary<string, string>
+                {
+                    ["CLUSTER_LISTEN"] = $"http://127.0.0.1:{grpc}",
+                    ["CLUSTER_HTTP_PORT"] = coordinatorHttp.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    ["CLUSTER_DATASET"] = csv,
+                    ["CLUSTER_LABEL"] = "label",
+                    ["CLUSTER_EPOCHS"] = "1000000", // runs until the test kills it: a finished run would close the probes
+                    ["CLUSTER_TOKEN"] = "entrypoint-token",
+                };
+                var coordinator = StartEntrypoint("Dockerfile.coordinator", environment, line => said.Enqueue("coordinator: " + line));
+                processes.Add(coordinator);
+                processes.Add(StartEntrypoint("Dockerfile.worker", new Dictionary<string, string>
+                {
+                    ["CLUSTER_COORDINATOR"] = $"http://127.0.0.1:{grpc}",
+                    ["CLUSTER_HTTP_PORT"] = workerHttp.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    ["CLUSTER_TOKEN"] = "entrypoint-token",
+                    ["POD_NAME"] = "worker-pod-1",
+                }, line => said.Enqueue("worker: " + line)));
+                await TestRuns.WaitForAsync(() => coordinator.HasExited || Ok(http, $"http://127.0.0.1:{coordinatorHttp}/readyz"), "coordinator /readyz", Said);
+                if (!coordinator.HasExited)
+                {
+                    await TestRuns.WaitForAsync(() => Ok(http, $"http://127.0.0.1:{coordinatorHttp}/healthz"), "coordinator /healthz", Said);
+                    await TestRuns.WaitForAsync(() => Ok(http, $"http://127.0.0.1:{workerHttp}/healthz"), "worker /healthz", Said);
+                    await TestRuns.WaitForAsync(() => Ok(http, $"http://127.0.0.1:{workerHttp}/readyz"), "worker /readyz", Said);
+                    break;
+                }
+
+                Assert.True(attempt < 3, $"the coordinator exited {attempt} times before it was ready; the processes said:\n{Said()}");
+                foreach (var p in processes)
+                {
+                    p.Kill(entireProcessTree: true);
+                    p.WaitForExit();
+                    p.Dispose();
+                }
+
+                processes.Clear();
             }
 
             using var status = JsonDocument.Parse(await http.GetStringAsync($"http://127.0.0.1:{coordinatorHttp}/api/status"));
@@ -287,7 +310,7 @@ public sealed class DeployTests
     }
 
     /// <summary>Starts the command a Dockerfile's ENTRYPOINT names, with /app mapped to the built binaries.</summary>
-    private static Process StartEntrypoint(string dockerfile, Dictionary<string, string> environment)
+    private static Process StartEntrypoint(string dockerfile, Dictionary<string, string> environment, Action<string> said)
     {
         var text = File.ReadAllText(Path.Combine(Repo.Root, "deploy", "docker", dockerfile));
         var line = text.Split('\n').Last(l => l.StartsWith("ENTRYPOINT ", StringComparison.Ordinal));
@@ -305,7 +328,7 @@ public sealed class DeployTests
         }
 
         var p = Process.Start(psi)!;
-        _ = ChildOutput.Pump(p, "deploy", _ => { });
+        _ = ChildOutput.Pump(p, "deploy", said);
         return p;
     }
 
