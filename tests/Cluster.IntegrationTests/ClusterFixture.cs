@@ -67,7 +67,7 @@ public sealed class ClusterFixture : IAsyncDisposable
     /// <summary>Sends SIGTERM: the worker finishes its step and says goodbye.</summary>
     public void TerminateWorker(string id)
     {
-        Process.Start("kill", ["-TERM", _workers[id].Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
+        Cluster.Contracts.Configuration.ChildProcesses.Terminate(_workers[id]);
     }
 
     /// <summary>Exit code of a worker that ended (waits up to 30 s).</summary>

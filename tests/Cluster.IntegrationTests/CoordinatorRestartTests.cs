@@ -5,6 +5,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Cluster.Compute.Models;
+using Cluster.Contracts.Configuration;
 using Cluster.Contracts.Grpc;
 using Cluster.Contracts.V1;
 using Cluster.Coordinator.Runs;
@@ -154,7 +155,7 @@ public sealed class CoordinatorRestartTests : IDisposable
             signalledAt = status.Step;
             if (how == "SIGTERM")
             {
-                Terminate(coordinator);
+                ChildProcesses.Terminate(coordinator);
             }
             else
             {
@@ -195,7 +196,7 @@ public sealed class CoordinatorRestartTests : IDisposable
             await WaitingAsync(poller, coordinator, Stopwatch.StartNew());
         }
 
-        Terminate(coordinator);
+        ChildProcesses.Terminate(coordinator);
         Assert.True(coordinator.WaitForExit(60_000), $"the coordinator did not stop on SIGTERM; the processes said:\n{Said()}");
         Assert.True(coordinator.ExitCode == 143, $"the coordinator exited with {coordinator.ExitCode}; the processes said:\n{Said()}");
         Assert.Contains(_log, line => line == "coordinator#0: cancelled");
@@ -281,7 +282,4 @@ public sealed class CoordinatorRestartTests : IDisposable
             await Task.Delay(10);
         }
     }
-
-    private static void Terminate(Process process) =>
-        Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)])!.WaitForExit();
 }

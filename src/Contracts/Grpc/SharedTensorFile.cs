@@ -136,9 +136,7 @@ public sealed unsafe class SharedTensorFile : IDisposable
     public static SharedTensorFile Open(string path, ReadOnlySpan<byte> nonce, int parameterCount)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(parameterCount, 1);
-        var name = Path.GetFileName(path);
-        if (!Supported || Path.GetDirectoryName(path) != Folder || !name.StartsWith(Prefix, StringComparison.Ordinal)
-            || name.Length != Prefix.Length + 24 || name.AsSpan(Prefix.Length).ContainsAnyExcept("0123456789abcdef"))
+        if (!Supported || !IsProjectFile(path))
         {
             throw new IOException($"'{path}' is not a shared tensor file of this project.");
         }
@@ -228,11 +226,18 @@ public sealed unsafe class SharedTensorFile : IDisposable
         return removed;
     }
 
-    private static bool IsOrphan(string path)
+    /// <summary>A path directly in /dev/shm named as <see cref="Create"/> names its files: the prefix and 24 hex digits.</summary>
+    private static bool IsProjectFile(string path)
     {
         var name = Path.GetFileName(path);
+        return Path.GetDirectoryName(path) == Folder && name.StartsWith(Prefix, StringComparison.Ordinal)
+            && name.Length == Prefix.Length + 24 && !name.AsSpan(Prefix.Length).ContainsAnyExcept("0123456789abcdef");
+    }
+
+    private static bool IsOrphan(string path)
+    {
         var info = new FileInfo(path);
-        if (name.Length != Prefix.Length + 24 || name.AsSpan(Prefix.Length).ContainsAnyExcept("0123456789abcdef") || info.LinkTarget is not null || info.Length < HeaderBytes)
+        if (!IsProjectFile(path) || info.LinkTarget is not null || info.Length < HeaderBytes)
         {
             return false;
         }
