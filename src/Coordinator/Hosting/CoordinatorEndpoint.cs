@@ -180,7 +180,8 @@ public sealed partial class CoordinatorEndpoint : IAsyncDisposable
             return;
         }
 
-        if (status != GrpcStatusCode.Ok)
+        // A call this endpoint ends because it is closing was refused by no one: not counted, not logged as a failure.
+        if (status != GrpcStatusCode.Ok && !_closing.IsCancellationRequested)
         {
             Interlocked.Increment(ref Counters.RejectedCalls);
             LogCallFailed(_logger, context.Request.Path, status.ToString(), message);
