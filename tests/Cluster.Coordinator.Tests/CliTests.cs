@@ -229,6 +229,13 @@ public sealed class CliTests : IDisposable
 
         Assert.True(gemm[0].GetProperty("gflops").GetDouble() > 0);
         Assert.True(json.RootElement.GetProperty("peak")[0].GetProperty("gflops").GetDouble() > 0);
+        // A 2-thread call is bounded by its fork-join (at least by half the peak, on one thread alone); one thread has none.
+        foreach (var g in gemm.EnumerateArray())
+        {
+            var hasBound = g.TryGetProperty("forkJoinBound", out var bound);
+            Assert.Equal(g.GetProperty("threads").GetInt32() == 2, hasBound);
+            Assert.True(!hasBound || bound.GetDouble() is >= 0.5 and <= 1, g.ToString());
+        }
     }
 
     [Theory]

@@ -63,6 +63,21 @@ public static class GemmBenchmark
         return new GemmResult(backend.Name, backend.Threads, m, n, k, transA, transB, label, 2.0 * m * n * k / best / 1e9, best);
     }
 
+    /// <summary>
+    /// The largest fraction of <paramref name="peakGflops"/> (the peak of all the call's threads) that a call of
+    /// <paramref name="result"/>'s shape can reach when a fork and join costs <paramref name="forkJoinNanoseconds"/>:
+    /// the better of its work split evenly over the threads, each at the full peak, with the fork-join on top, and
+    /// the whole call left on one thread at that thread's share of the peak. An upper bound, not an estimate: no
+    /// partition or kernel does better.
+    /// </summary>
+    public static double ForkJoinBound(GemmResult result, double peakGflops, double forkJoinNanoseconds)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        var computeNanoseconds = 2.0 * result.M * result.N * result.K / peakGflops;
+        var split = computeNanoseconds / (computeNanoseconds + Math.Max(forkJoinNanoseconds, 0));
+        return Math.Max(split, 1.0 / result.Threads);
+    }
+
     /// <summary>Peak FP32 GFLOP/s of one core: a loop of independent FMAs (2 flops per lane) of the widest vectors the GEMM kernel uses.</summary>
     public static double MeasureCorePeak(double seconds = 0.3)
     {

@@ -96,6 +96,11 @@ public static class BenchCommand
                         w.WriteBoolean("transB", g.TransB);
                         w.WriteNumber("gflops", Math.Round(g.Gflops, 2));
                         w.WriteNumber("peakFraction", Math.Round(g.Gflops / peaks[g.Threads], 3));
+                        if (forkJoin.TryGetValue(g.Threads, out var ns))
+                        {
+                            w.WriteNumber("forkJoinBound", Math.Round(GemmBenchmark.ForkJoinBound(g, peaks[g.Threads], ns), 3));
+                        }
+
                         w.WriteEndObject();
                     }
 
@@ -115,10 +120,17 @@ public static class BenchCommand
                 output.WriteLine(string.Create(c, $"Fork-join of a {t}-thread call (an empty job): {ns:0} ns"));
             }
 
-            output.WriteLine($"{"backend",-9} {"thr",3} {"shape",-16} {"m",5} {"n",5} {"k",5} {"GFLOP/s",9} {"of peak",8}");
+            if (forkJoin.Count > 0)
+            {
+                output.WriteLine("bound: the most of the peak an N-thread call can reach after paying one fork-join (its work split evenly, every thread at");
+                output.WriteLine("       the full peak), or else on one thread alone (1/N of the peak)");
+            }
+
+            output.WriteLine($"{"backend",-9} {"thr",3} {"shape",-16} {"m",5} {"n",5} {"k",5} {"GFLOP/s",9} {"of peak",8} {"bound",6}");
             foreach (var g in results)
             {
-                output.WriteLine(string.Create(c, $"{g.Backend,-9} {g.Threads,3} {g.Label,-16} {g.M,5} {g.N,5} {g.K,5} {g.Gflops,9:0.0} {g.Gflops / peaks[g.Threads],8:P0}"));
+                var bound = forkJoin.TryGetValue(g.Threads, out var ns) ? GemmBenchmark.ForkJoinBound(g, peaks[g.Threads], ns).ToString("P0", c) : "";
+                output.WriteLine(string.Create(c, $"{g.Backend,-9} {g.Threads,3} {g.Label,-16} {g.M,5} {g.N,5} {g.K,5} {g.Gflops,9:0.0} {g.Gflops / peaks[g.Threads],8:P0} {bound,6}"));
             }
 
             return Task.FromResult(0);
