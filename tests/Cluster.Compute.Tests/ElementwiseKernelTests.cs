@@ -98,6 +98,45 @@ public sealed class ElementwiseKernelTests
     }
 
     [Fact]
+    public void DivideAndSumSquares_EveryLength_DividesExactlyAndSumsTheSquares()
+    {
+        foreach (var n in Lengths())
+        {
+            var values = Tolerances.RandomVector(n, (ulong)n + 17);
+            var expected = new float[n];
+            const float divisor = 37f;
+            System.Numerics.Tensors.TensorPrimitives.Divide(values, divisor, expected);
+            double squares = 0;
+            foreach (var e in expected)
+            {
+                squares += (double)e * e;
+            }
+
+            var sum = ElementwiseKernels.DivideAndSumSquares(values, divisor);
+            // The values bit for bit as the separate division gave them (training's weights depend on it), the sum
+            // to float accuracy: it only reports the gradient's norm and screens it for NaN.
+            Assert.Equal(expected, values);
+            Tolerances.Close(squares, sum, Tolerances.Elementwise, n, $"n={n}");
+        }
+    }
+
+    [Theory]
+    [InlineData(float.NaN)]
+    [InlineData(float.PositiveInfinity)]
+    public void DivideAndSumSquares_ANonFiniteValueAnywhere_GivesANonFiniteSum(float bad)
+    {
+        foreach (var n in new[] { 1, 7, 8, 31, 32, 33, 100 })
+        {
+            foreach (var at in new[] { 0, n / 2, n - 1 })
+            {
+                var values = Tolerances.RandomVector(n, 5);
+                values[at] = bad;
+                Assert.False(double.IsFinite(ElementwiseKernels.DivideAndSumSquares(values, 64f)), $"n={n} at={at}");
+            }
+        }
+    }
+
+    [Fact]
     public void ColumnSums_EveryLength_MatchesReference()
     {
         foreach (var cols in Lengths())

@@ -189,6 +189,58 @@ public static class ElementwiseKernels
         }
     }
 
+    /// <summary>
+    /// values[i] /= divisor for every i, in place, and returns the sum of squares of the results: the mean gradient
+    /// and its squared norm in one pass over the buffer instead of two. Each value is divided exactly as
+    /// TensorPrimitives.Divide divides it; the sum is accumulated in float, in an order of its own.
+    /// </summary>
+    public static double DivideAndSumSquares(Span<float> values, float divisor)
+    {
+        ref var v = ref MemoryMarshal.GetReference(values);
+        var n = values.Length;
+        var i = 0;
+        var sum = 0f;
+        if (Vector512.IsHardwareAccelerated && n >= 2 * Vector512<float>.Count)
+        {
+            var d = Vector512.Create(divisor);
+            Vector512<float> s0 = default, s1 = default;
+            for (; i <= n - 2 * Vector512<float>.Count; i += 2 * Vector512<float>.Count)
+            {
+                var a = Vector512.LoadUnsafe(ref v, (nuint)i) / d;
+                var b = Vector512.LoadUnsafe(ref v, (nuint)(i + Vector512<float>.Count)) / d;
+                a.StoreUnsafe(ref v, (nuint)i);
+                b.StoreUnsafe(ref v, (nuint)(i + Vector512<float>.Count));
+                s0 = Vector512.MultiplyAddEstimate(a, a, s0);
+                s1 = Vector512.MultiplyAddEstimate(b, b, s1);
+            }
+
+            sum += Vector512.Sum(s0 + s1);
+        }
+
+        if (Vector256.IsHardwareAccelerated && n - i >= Vector256<float>.Count)
+        {
+            var d = Vector256.Create(divisor);
+            Vector256<float> s0 = default;
+            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                var a = Vector256.LoadUnsafe(ref v, (nuint)i) / d;
+                a.StoreUnsafe(ref v, (nuint)i);
+                s0 = Vector256.MultiplyAddEstimate(a, a, s0);
+            }
+
+            sum += Vector256.Sum(s0);
+        }
+
+        for (; i < n; i++)
+        {
+            var a = Unsafe.Add(ref v, i) / divisor;
+            Unsafe.Add(ref v, i) = a;
+            sum = MathF.FusedMultiplyAdd(a, a, sum);
+        }
+
+        return sum;
+    }
+
     private static void AddBiasRelu(Span<float> row, ReadOnlySpan<float> bias)
     {
         ref var z = ref MemoryMarshal.GetReference(row);

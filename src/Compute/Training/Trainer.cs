@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Numerics.Tensors;
 using Cluster.Compute.Backends;
 using Cluster.Compute.Data;
+using Cluster.Compute.Kernels;
 using Cluster.Compute.Optim;
 using Cluster.Compute.Randomness;
 
@@ -201,8 +202,7 @@ public sealed class Trainer
     private double ApplyStep(float lr, int count, int epoch, int step)
     {
         var gradient = _gradient.AsSpan();
-        TensorPrimitives.Divide(gradient, count, gradient);
-        var norm = Math.Sqrt(TensorPrimitives.Dot(gradient, gradient));
+        var norm = Math.Sqrt(ElementwiseKernels.DivideAndSumSquares(gradient, count));
         if (!double.IsFinite(norm))
         {
             throw new TrainingDivergedException($"The gradient at epoch {epoch + 1}, step {step + 1} is not finite (NaN or infinity); the step was not applied. Lower the learning rate or check the data.");
