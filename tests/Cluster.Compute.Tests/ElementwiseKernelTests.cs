@@ -120,6 +120,41 @@ public sealed class ElementwiseKernelTests
         }
     }
 
+    [Fact]
+    public void Add_EveryLength_MatchesTensorPrimitivesBitForBit()
+    {
+        // 100,000 floats (400 KB) is past the size from which TensorPrimitives stores non-temporally.
+        foreach (var n in Lengths().Append(100_000))
+        {
+            var x = Tolerances.RandomVector(n, (ulong)n + 3);
+            var y = Tolerances.RandomVector(n, (ulong)n + 4);
+            var expected = new float[n];
+            System.Numerics.Tensors.TensorPrimitives.Add(x, y, expected);
+            var actual = new float[n];
+            ElementwiseKernels.Add(x, y, actual);
+            Assert.Equal(expected, actual);
+
+            // In place, as the coordinator calls it: into the running sum (its first operand), and into the second.
+            var intoX = (float[])x.Clone();
+            ElementwiseKernels.Add(intoX, y, intoX);
+            Assert.Equal(expected, intoX);
+            var intoY = (float[])y.Clone();
+            ElementwiseKernels.Add(x, intoY, intoY);
+            Assert.Equal(expected, intoY);
+        }
+    }
+
+    [Fact]
+    public void Add_BadSpans_AreRefusedAndNothingIsWritten()
+    {
+        var buffer = Tolerances.RandomVector(64, 9);
+        var copy = (float[])buffer.Clone();
+        Assert.Throws<ArgumentException>(() => ElementwiseKernels.Add(buffer.AsSpan(0, 32), buffer.AsSpan(32, 32), buffer.AsSpan(1, 32)));
+        Assert.Throws<ArgumentException>(() => ElementwiseKernels.Add(buffer.AsSpan(32, 32), buffer.AsSpan(0, 32), buffer.AsSpan(31, 32)));
+        Assert.Throws<ArgumentException>(() => ElementwiseKernels.Add(buffer.AsSpan(0, 32), buffer.AsSpan(32, 31), new float[32]));
+        Assert.Equal(copy, buffer);
+    }
+
     [Theory]
     [InlineData(float.NaN)]
     [InlineData(float.PositiveInfinity)]

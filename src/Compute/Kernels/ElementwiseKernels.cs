@@ -241,6 +241,51 @@ public static class ElementwiseKernels
         return sum;
     }
 
+    /// <summary>
+    /// destination[i] = x[i] + y[i], as TensorPrimitives.Add computes it, but with ordinary stores: TensorPrimitives
+    /// writes an output of more than 256 KB with non-temporal stores, which send it past the caches, and the
+    /// coordinator reads its sum of the workers' gradients again at once. The destination may be <paramref name="x"/>
+    /// or <paramref name="y"/> itself, not a shifted overlap of either.
+    /// </summary>
+    public static void Add(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> destination)
+    {
+        var n = x.Length;
+        if (y.Length != n || destination.Length != n)
+        {
+            throw new ArgumentException($"x, y and destination must have one length; got {n}, {y.Length} and {destination.Length}.", nameof(destination));
+        }
+
+        if ((x.Overlaps(destination, out var xOffset) && xOffset != 0) || (y.Overlaps(destination, out var yOffset) && yOffset != 0))
+        {
+            throw new ArgumentException("The destination overlaps an input at a shifted position.", nameof(destination));
+        }
+
+        ref var xr = ref MemoryMarshal.GetReference(x);
+        ref var yr = ref MemoryMarshal.GetReference(y);
+        ref var dr = ref MemoryMarshal.GetReference(destination);
+        var i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
+            {
+                (Vector512.LoadUnsafe(ref xr, (nuint)i) + Vector512.LoadUnsafe(ref yr, (nuint)i)).StoreUnsafe(ref dr, (nuint)i);
+            }
+        }
+
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                (Vector256.LoadUnsafe(ref xr, (nuint)i) + Vector256.LoadUnsafe(ref yr, (nuint)i)).StoreUnsafe(ref dr, (nuint)i);
+            }
+        }
+
+        for (; i < n; i++)
+        {
+            Unsafe.Add(ref dr, i) = Unsafe.Add(ref xr, i) + Unsafe.Add(ref yr, i);
+        }
+    }
+
     private static void AddBiasRelu(Span<float> row, ReadOnlySpan<float> bias)
     {
         ref var z = ref MemoryMarshal.GetReference(row);

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Numerics.Tensors;
 using Cluster.Compute;
+using Cluster.Compute.Kernels;
 using Cluster.Compute.Training;
 using Cluster.Contracts.Grains;
 
@@ -107,11 +108,11 @@ public sealed partial class CoordinatorGrain
                 var summing = Stopwatch.GetTimestamp();
                 if (summed)
                 {
-                    TensorPrimitives.Add(work.GradientSum.Span, reply.GradientSum.Span, work.GradientSum.Span);
+                    ElementwiseKernels.Add(work.GradientSum.Span, reply.GradientSum.Span, work.GradientSum.Span);
                 }
                 else if (holding)
                 {
-                    TensorPrimitives.Add(first.Span, reply.GradientSum.Span, work.GradientSum.Span);
+                    ElementwiseKernels.Add(first.Span, reply.GradientSum.Span, work.GradientSum.Span);
                     holding = false;
                     summed = true;
                 }
