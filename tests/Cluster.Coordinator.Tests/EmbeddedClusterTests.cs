@@ -61,6 +61,55 @@ public sealed class EmbeddedClusterTests
         Assert.Equal(2, grain.PeakWorkers);
     }
 
+    [Fact]
+    public async Task Cluster_TheLastMemberCalled_ComputesOnTheCallingThread_AndTheResultStillMatches()
+    {
+        var expected = await TestRuns.SingleProcessAsync(TestRuns.Run());
+        var run = TestRuns.Run();
+        using var eval = new ManagedBackend(1);
+        var grain = new CoordinatorGrain(run, new ClusterOptions { MinWorkers = 3, MaxWorkers = 16 }, eval, NullLogger.Instance);
+        var workers = Enumerable.Range(0, 3).Select(i => new Recording(new WorkerGrain($"w{i}"))).ToList();
+        foreach (var w in workers)
+        {
+            await grain.JoinAsync(new Hello { WorkerId = w.WorkerId, ProtocolVersion = 1 }, w, CancellationToken.None);
+        }
+
+        await grain.RunAsync(CancellationToken.None);
+        TestRuns.AssertClose(expected, run.Model.Parameters, 1e-5);
+        // Ranks follow the join order: every step, only the last rank was asked to compute on the caller's thread, and
+        // it had done so by the time its call returned.
+        Assert.All(workers, w => Assert.NotEmpty(w.Calls));
+        Assert.All(workers.Take(2), w => Assert.DoesNotContain(w.Calls, c => c.OnCallingThread));
+        Assert.All(workers[2].Calls, c => Assert.True(c.OnCallingThread && c.DoneOnReturn, $"step {c.Step}: {c}"));
+        workers.ForEach(w => w.Inner.Dispose());
+    }
+
+    private sealed class Recording(WorkerGrain inner) : IWorkerGrain
+    {
+        public WorkerGrain Inner => inner;
+
+        public List<(long Step, bool OnCallingThread, bool DoneOnReturn)> Calls { get; } = [];
+
+        public string WorkerId => inner.WorkerId;
+
+        public Task AdmitAsync(Admission admission, CancellationToken cancellationToken) => inner.AdmitAsync(admission, cancellationToken);
+
+        public Task LoadShardAsync(ShardData chunk, CancellationToken cancellationToken) => inner.LoadShardAsync(chunk, cancellationToken);
+
+        public Task<GradientReply> ComputeAsync(StepCommand command, CancellationToken cancellationToken)
+        {
+            var call = inner.ComputeAsync(command, cancellationToken);
+            lock (Calls)
+            {
+                Calls.Add((command.Step, command.OnCallingThread, call.IsCompletedSuccessfully));
+            }
+
+            return call;
+        }
+
+        public Task StopAsync(Stop stop, CancellationToken cancellationToken) => inner.StopAsync(stop, cancellationToken);
+    }
+
     private sealed class FailsAtStep(IWorkerGrain inner, long step) : IWorkerGrain
     {
         public string WorkerId => inner.WorkerId;

@@ -3,7 +3,15 @@ using Cluster.Contracts.V1;
 namespace Cluster.Contracts.Grains;
 
 /// <summary>One step's work for a worker: weights of version <paramref name="Step"/> and the training-set indices of its part of the batch.</summary>
-public sealed record StepCommand(long Step, int Epoch, long ShardGeneration, ReadOnlyMemory<float> Weights, ReadOnlyMemory<int> Indices);
+public sealed record StepCommand(long Step, int Epoch, long ShardGeneration, ReadOnlyMemory<float> Weights, ReadOnlyMemory<int> Indices)
+{
+    /// <summary>
+    /// Whether an in-process worker may compute on the calling thread instead of handing the work to the thread pool:
+    /// the coordinator sets it for the last member it calls in a round, whose thread would otherwise only wait. A
+    /// worker behind a stream ignores it.
+    /// </summary>
+    public bool OnCallingThread { get; init; }
+}
 
 /// <summary>
 /// A worker's answer: the sum of per-sample gradients (valid until the worker's next step) with loss and accuracy

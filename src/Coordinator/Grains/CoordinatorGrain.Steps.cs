@@ -49,6 +49,12 @@ public sealed partial class CoordinatorGrain
             }
 
             var calls = new Task<GradientReply>?[members.Length];
+            var last = members.Length - 1;
+            while (last >= 0 && members[last].IndexCount == 0)
+            {
+                last--;
+            }
+
             for (var r = 0; r < members.Length; r++)
             {
                 var m = members[r];
@@ -68,7 +74,8 @@ public sealed partial class CoordinatorGrain
                     }
                 }
 
-                var command = new StepCommand(work.Step, work.Epoch, m.Generation, work.Parameters, m.Indices.AsMemory(0, m.IndexCount));
+                // The last member called may compute on this thread, which has nothing else to do until it answers.
+                var command = new StepCommand(work.Step, work.Epoch, m.Generation, work.Parameters, m.Indices.AsMemory(0, m.IndexCount)) { OnCallingThread = r == last };
                 calls[r] = RunCallAsync(m.Worker.ComputeAsync(command, linked.Token), call, linked);
             }
 
