@@ -11,7 +11,8 @@ namespace Cluster.Coordinator.Tests;
 
 public sealed class EmbeddedClusterTests
 {
-    private static async Task<(float[] Weights, CoordinatorGrain Grain, List<WorkerGrain> Workers)> TrainEmbeddedAsync(PreparedRun run, int workers, Action<CoordinatorGrain>? before = null)
+    /// <summary>Trains <paramref name="run"/> on <paramref name="workers"/> embedded workers, each joined as itself or as <paramref name="wrap"/> makes it.</summary>
+    private static async Task<(float[] Weights, CoordinatorGrain Grain, List<WorkerGrain> Workers)> TrainEmbeddedAsync(PreparedRun run, int workers, Action<CoordinatorGrain>? before = null, Func<WorkerGrain, IWorkerGrain>? wrap = null)
     {
         using var eval = new ManagedBackend(1);
         var grain = new CoordinatorGrain(run, new ClusterOptions { MinWorkers = workers, MaxWorkers = 16 }, eval, NullLogger.Instance);
@@ -20,7 +21,7 @@ public sealed class EmbeddedClusterTests
         {
             var w = new WorkerGrain($"w{i}");
             list.Add(w);
-            await grain.JoinAsync(new Hello { WorkerId = w.WorkerId, ProtocolVersion = 1 }, w, CancellationToken.None);
+            await grain.JoinAsync(new Hello { WorkerId = w.WorkerId, ProtocolVersion = 1 }, wrap is null ? w : wrap(w), CancellationToken.None);
         }
 
         before?.Invoke(grain);
@@ -65,29 +66,24 @@ public sealed class EmbeddedClusterTests
     public async Task Cluster_TheLastMemberCalled_ComputesOnTheCallingThread_AndTheResultStillMatches()
     {
         var expected = await TestRuns.SingleProcessAsync(TestRuns.Run());
-        var run = TestRuns.Run();
-        using var eval = new ManagedBackend(1);
-        var grain = new CoordinatorGrain(run, new ClusterOptions { MinWorkers = 3, MaxWorkers = 16 }, eval, NullLogger.Instance);
-        var workers = Enumerable.Range(0, 3).Select(i => new Recording(new WorkerGrain($"w{i}"))).ToList();
-        foreach (var w in workers)
+        var workers = new List<Recording>();
+        var (actual, _, list) = await TrainEmbeddedAsync(TestRuns.Run(), 3, wrap: w =>
         {
-            await grain.JoinAsync(new Hello { WorkerId = w.WorkerId, ProtocolVersion = 1 }, w, CancellationToken.None);
-        }
-
-        await grain.RunAsync(CancellationToken.None);
-        TestRuns.AssertClose(expected, run.Model.Parameters, 1e-5);
+            var recording = new Recording(w);
+            workers.Add(recording);
+            return recording;
+        });
+        TestRuns.AssertClose(expected, actual, 1e-5);
         // Ranks follow the join order: every step, only the last rank was asked to compute on the caller's thread, and
         // it had done so by the time its call returned.
         Assert.All(workers, w => Assert.NotEmpty(w.Calls));
         Assert.All(workers.Take(2), w => Assert.DoesNotContain(w.Calls, c => c.OnCallingThread));
         Assert.All(workers[2].Calls, c => Assert.True(c.OnCallingThread && c.DoneOnReturn, $"step {c.Step}: {c}"));
-        workers.ForEach(w => w.Inner.Dispose());
+        list.ForEach(w => w.Dispose());
     }
 
     private sealed class Recording(WorkerGrain inner) : IWorkerGrain
     {
-        public WorkerGrain Inner => inner;
-
         public List<(long Step, bool OnCallingThread, bool DoneOnReturn)> Calls { get; } = [];
 
         public string WorkerId => inner.WorkerId;

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Numerics.Tensors;
 using Cluster.Compute.Backends;
 using Cluster.Compute.Data;
 using Cluster.Compute.Kernels;
