@@ -12,14 +12,14 @@ namespace Cluster.Coordinator.Tests;
 public sealed class EmbeddedClusterTests
 {
     /// <summary>Trains <paramref name="run"/> on <paramref name="workers"/> embedded workers, each joined as itself or as <paramref name="wrap"/> makes it.</summary>
-    private static async Task<(float[] Weights, CoordinatorGrain Grain, List<WorkerGrain> Workers)> TrainEmbeddedAsync(PreparedRun run, int workers, Action<CoordinatorGrain>? before = null, Func<WorkerGrain, IWorkerGrain>? wrap = null)
+    private static async Task<(float[] Weights, CoordinatorGrain Grain, List<WorkerGrain> Workers)> TrainEmbeddedAsync(PreparedRun run, int workers, Action<CoordinatorGrain>? before = null, Func<WorkerGrain, IWorkerGrain>? wrap = null, bool spinBetweenSteps = false)
     {
         using var eval = new ManagedBackend(1);
         var grain = new CoordinatorGrain(run, new ClusterOptions { MinWorkers = workers, MaxWorkers = 16 }, eval, NullLogger.Instance);
         var list = new List<WorkerGrain>();
         for (var i = 0; i < workers; i++)
         {
-            var w = new WorkerGrain($"w{i}");
+            var w = new WorkerGrain($"w{i}", spinBetweenSteps: spinBetweenSteps);
             list.Add(w);
             await grain.JoinAsync(new Hello { WorkerId = w.WorkerId, ProtocolVersion = 1 }, wrap is null ? w : wrap(w), CancellationToken.None);
         }
@@ -30,18 +30,30 @@ public sealed class EmbeddedClusterTests
     }
 
     [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    [InlineData(3)]
-    public async Task Cluster_NWorkers_MatchesSingleProcessTraining(int workers)
+    [InlineData(1, false)]
+    [InlineData(2, false)]
+    [InlineData(3, false)]
+    [InlineData(2, true)]
+    [InlineData(3, true)]
+    public async Task Cluster_NWorkers_MatchesSingleProcessTraining(int workers, bool spinBetweenSteps)
     {
         var expected = await TestRuns.SingleProcessAsync(TestRuns.Run());
-        var (actual, grain, list) = await TrainEmbeddedAsync(TestRuns.Run(), workers);
+        var (actual, grain, list) = await TrainEmbeddedAsync(TestRuns.Run(), workers, spinBetweenSteps: spinBetweenSteps);
         TestRuns.AssertClose(expected, actual, 1e-5);
         Assert.Equal(workers, grain.PeakWorkers);
         Assert.All(list, w => Assert.True(w.ShardSize > 0));
         Assert.Equal(240, list.Sum(w => w.ShardSize));
         list.ForEach(w => w.Dispose());
+    }
+
+    [Fact]
+    public async Task Cluster_WorkersOnLanesOfTheirOwn_GiveTheSameBitsAsOnThePool()
+    {
+        var (pool, _, poolWorkers) = await TrainEmbeddedAsync(TestRuns.Run(), 3);
+        var (lanes, _, laneWorkers) = await TrainEmbeddedAsync(TestRuns.Run(), 3, spinBetweenSteps: true);
+        Assert.Equal(pool, lanes);
+        Assert.All(laneWorkers, w => Assert.True(w.SpinsBetweenSteps));
+        poolWorkers.Concat(laneWorkers).ToList().ForEach(w => w.Dispose());
     }
 
     [Fact]

@@ -41,9 +41,9 @@ public sealed class WorkerGrainTests
         return chunk;
     }
 
-    private static async Task<WorkerGrain> ReadyWorkerAsync(Dataset d)
+    private static async Task<WorkerGrain> ReadyWorkerAsync(Dataset d, bool spinBetweenSteps = false)
     {
-        var w = new WorkerGrain("w");
+        var w = new WorkerGrain("w", spinBetweenSteps: spinBetweenSteps);
         await w.AdmitAsync(new Admission { Admitted = true, ModelJson = ModelJson.Export(Model, false), Seed = 4, MaxBatch = 8 }, default);
         await w.LoadShardAsync(Chunk(d, 10, 12, last: false), default);
         await w.LoadShardAsync(Chunk(d, 22, 8, last: true), default);
@@ -68,6 +68,47 @@ public sealed class WorkerGrainTests
         Assert.Equal(4, reply.Count);
         Assert.Equal(stats.LossSum, reply.LossSum, 6);
         Assert.Equal(3, w.WeightsVersion);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Compute_OnTheCallingThreadOrOffIt_GivesTheSameGradient(bool spinBetweenSteps)
+    {
+        using var w = await ReadyWorkerAsync(Data(), spinBetweenSteps);
+        Assert.Equal(spinBetweenSteps, w.SpinsBetweenSteps);
+        int[] indices = [29, 11, 20, 10];
+        var inline = w.ComputeAsync(new StepCommand(3, 1, 1, Model.Parameters, indices) { OnCallingThread = true }, default);
+        Assert.True(inline.IsCompletedSuccessfully, $"computed on the calling thread, yet {inline.Status} on return");
+        var expected = (await inline).GradientSum.ToArray();
+        var offThread = await w.ComputeAsync(new StepCommand(4, 1, 1, Model.Parameters, indices), default);
+        Assert.Equal(expected, offThread.GradientSum.ToArray());
+        Assert.Equal(4, w.WeightsVersion);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Compute_TwoStepsAtOnce_TheSecondWaitsItsTurn(bool spinBetweenSteps)
+    {
+        using var w = await ReadyWorkerAsync(Data(), spinBetweenSteps);
+        var first = w.ComputeAsync(new StepCommand(1, 1, 1, Model.Parameters, new[] { 10, 11 }), default);
+        var second = w.ComputeAsync(new StepCommand(2, 1, 1, Model.Parameters, new[] { 12 }), default);
+        var replies = await Task.WhenAll(first, second).WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal((1L, 2), (replies[0].Step, replies[0].Count));
+        Assert.Equal((2L, 1), (replies[1].Step, replies[1].Count));
+        Assert.Equal(2, w.WeightsVersion);
+    }
+
+    [Fact]
+    public async Task Compute_FailingOnTheCallingThread_IsAFaultedTask_AndFreesTheTurn()
+    {
+        using var w = await ReadyWorkerAsync(Data());
+        var failed = w.ComputeAsync(new StepCommand(0, 0, 1, Model.Parameters, new[] { 5 }) { OnCallingThread = true }, default);
+        Assert.True(failed.IsFaulted, $"a refused step should come back as a faulted task, not {failed.Status}");
+        Assert.Equal(GrpcStatusCode.InvalidArgument, (await Assert.ThrowsAsync<GrpcStatusException>(() => failed)).Status);
+        var next = await w.ComputeAsync(new StepCommand(1, 0, 1, Model.Parameters, new[] { 10 }), default).WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(1, next.Count);
     }
 
     [Fact]

@@ -28,6 +28,12 @@ public interface IWorkerGrain
     /// <summary>The worker's unique id.</summary>
     string WorkerId { get; }
 
+    /// <summary>
+    /// True for a worker in the caller's process with a core to itself, which spins between steps: the coordinator may
+    /// then wait for its step by spinning briefly too, instead of giving up its thread. False for a worker behind a stream.
+    /// </summary>
+    bool SpinsBetweenSteps => false;
+
     /// <summary>Admits (or asks to wait) the worker, handing it the model architecture and seed.</summary>
     Task AdmitAsync(Admission admission, CancellationToken cancellationToken);
 

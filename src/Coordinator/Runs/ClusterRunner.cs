@@ -76,9 +76,11 @@ public static class ClusterRunner
             switch (cluster.Mode)
             {
                 case ClusterMode.Embedded:
+                    // Spinning between steps pays where every compute thread has a core; with more, it takes their cores.
+                    var spin = (long)cluster.Workers * workerThreads <= Environment.ProcessorCount;
                     for (var i = 0; i < cluster.Workers; i++)
                     {
-                        var worker = new WorkerGrain($"worker-{i}", settings.Backend, workerThreads);
+                        var worker = new WorkerGrain($"worker-{i}", settings.Backend, workerThreads, spinBetweenSteps: spin);
                         embedded.Add(worker);
                         await grain.JoinAsync(new Hello { WorkerId = worker.WorkerId, ProtocolVersion = 1, Threads = workerThreads, Backend = worker.BackendName, Address = "in-process" }, worker, cancellationToken).ConfigureAwait(false);
                     }
