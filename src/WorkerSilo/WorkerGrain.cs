@@ -161,6 +161,9 @@ public sealed class WorkerGrain : IWorkerGrain, IDisposable
     }
 
     /// <inheritdoc/>
+    public bool InProcess => true;
+
+    /// <inheritdoc/>
     public bool SpinsBetweenSteps { get; }
 
     /// <inheritdoc/>

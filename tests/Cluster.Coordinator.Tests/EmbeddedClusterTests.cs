@@ -1,5 +1,6 @@
 using Cluster.Tests.Shared;
 using Cluster.Compute.Backends;
+using Cluster.Compute.Training;
 using Cluster.Contracts.Grains;
 using Cluster.Contracts.V1;
 using Cluster.Coordinator.Grains;
@@ -54,6 +55,59 @@ public sealed class EmbeddedClusterTests
         Assert.Equal(pool, lanes);
         Assert.All(laneWorkers, w => Assert.True(w.SpinsBetweenSteps));
         poolWorkers.Concat(laneWorkers).ToList().ForEach(w => w.Dispose());
+    }
+
+    /// <summary>A run whose learning rate sends the weights to infinity within a few steps.</summary>
+    private static PreparedRun Diverging()
+    {
+        var run = TestRuns.Run();
+        return run with { Options = run.Options with { LearningRate = 1e30f, Optimizer = "sgd" } };
+    }
+
+    [Theory]
+    [InlineData(1, false)]
+    [InlineData(2, false)]
+    [InlineData(2, true)]
+    public async Task Cluster_ModelDiverges_FailsAsSingleProcessTrainingDoes_WithoutDroppingItsWorkers(int workers, bool spinBetweenSteps)
+    {
+        var single = Diverging();
+        var expected = await Assert.ThrowsAsync<TrainingDivergedException>(() => TestRuns.SingleProcessAsync(single));
+        var run = Diverging();
+        var failure = await Assert.ThrowsAsync<TrainingDivergedException>(() => TrainEmbeddedAsync(run, workers, spinBetweenSteps: spinBetweenSteps).WaitAsync(TimeSpan.FromMinutes(1)));
+        // The same step is refused (before, the workers were dropped for their NaN and the run waited for others).
+        Assert.Equal(expected.Message, failure.Message);
+        Assert.All(run.Model.Parameters, p => Assert.True(float.IsFinite(p), "a refused step left a non-finite weight"));
+    }
+
+    [Fact]
+    public async Task Cluster_StreamMemberSendsNaN_ItIsDropped_AndTheOthersRecomputeItsSlice()
+    {
+        var expected = await TestRuns.SingleProcessAsync(TestRuns.Run());
+        var run = TestRuns.Run();
+        using var eval = new ManagedBackend(1);
+        var grain = new CoordinatorGrain(run, new ClusterOptions { MinWorkers = 1, MaxWorkers = 16 }, eval, NullLogger.Instance);
+        using var honest = new WorkerGrain("w0");
+        using var broken = new WorkerGrain("w1");
+        await grain.JoinAsync(new Hello { WorkerId = "w0", ProtocolVersion = 1 }, honest, CancellationToken.None);
+        await grain.JoinAsync(new Hello { WorkerId = "w1", ProtocolVersion = 1 }, new NaNAtStep(broken, 3), CancellationToken.None);
+        await grain.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(1));
+        TestRuns.AssertClose(expected, run.Model.Parameters, 1e-5);
+        Assert.Equal(1, grain.ActiveWorkers);
+    }
+
+    [Fact]
+    public async Task Cluster_EveryStreamMemberSendsNaN_IsDivergence_NotAWaitForMembers()
+    {
+        var run = TestRuns.Run();
+        using var eval = new ManagedBackend(1);
+        var grain = new CoordinatorGrain(run, new ClusterOptions { MinWorkers = 1, MaxWorkers = 16 }, eval, NullLogger.Instance);
+        using var a = new WorkerGrain("w0");
+        using var b = new WorkerGrain("w1");
+        await grain.JoinAsync(new Hello { WorkerId = "w0", ProtocolVersion = 1 }, new NaNAtStep(a, 3), CancellationToken.None);
+        await grain.JoinAsync(new Hello { WorkerId = "w1", ProtocolVersion = 1 }, new NaNAtStep(b, 3), CancellationToken.None);
+        var failure = await Assert.ThrowsAsync<TrainingDivergedException>(() => grain.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(1)));
+        Assert.Contains("step 4", failure.Message);
+        Assert.Equal(2, grain.PeakWorkers);
     }
 
     [Fact]
@@ -113,6 +167,31 @@ public sealed class EmbeddedClusterTests
             }
 
             return call;
+        }
+
+        public Task StopAsync(Stop stop, CancellationToken cancellationToken) => inner.StopAsync(stop, cancellationToken);
+    }
+
+    /// <summary>Stands for a worker behind a stream (not in-process) whose answer to one step holds a NaN.</summary>
+    private sealed class NaNAtStep(IWorkerGrain inner, long step) : IWorkerGrain
+    {
+        public string WorkerId => inner.WorkerId;
+
+        public Task AdmitAsync(Admission admission, CancellationToken cancellationToken) => inner.AdmitAsync(admission, cancellationToken);
+
+        public Task LoadShardAsync(ShardData chunk, CancellationToken cancellationToken) => inner.LoadShardAsync(chunk, cancellationToken);
+
+        public async Task<GradientReply> ComputeAsync(StepCommand command, CancellationToken cancellationToken)
+        {
+            var reply = await inner.ComputeAsync(command, cancellationToken);
+            if (command.Step != step)
+            {
+                return reply;
+            }
+
+            var poisoned = reply.GradientSum.ToArray();
+            poisoned[poisoned.Length / 2] = float.NaN;
+            return reply with { GradientSum = poisoned };
         }
 
         public Task StopAsync(Stop stop, CancellationToken cancellationToken) => inner.StopAsync(stop, cancellationToken);

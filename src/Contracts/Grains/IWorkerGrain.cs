@@ -29,6 +29,12 @@ public interface IWorkerGrain
     string WorkerId { get; }
 
     /// <summary>
+    /// True for a worker in the coordinator's own process: its gradients are this process's numbers, not a stream's, so a
+    /// NaN or infinity in them means the model diverged, not that the member is faulty. False for a worker behind a stream.
+    /// </summary>
+    bool InProcess => false;
+
+    /// <summary>
     /// True for a worker in the caller's process with a core to itself, which spins between steps: the coordinator may
     /// then wait for its step by spinning briefly too, instead of giving up its thread. False for a worker behind a stream.
     /// </summary>

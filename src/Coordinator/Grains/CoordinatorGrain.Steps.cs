@@ -86,6 +86,8 @@ public sealed partial class CoordinatorGrain
 
             // Members answer in any order; their sums are added in rank order so a topology always gives the same bits.
             var failedIndices = 0;
+            var answered = 0;
+            List<Member>? nonFinite = null;
             for (var r = 0; r < members.Length; r++)
             {
                 if (calls[r] is not { } call)
@@ -128,6 +130,17 @@ public sealed partial class CoordinatorGrain
                     continue;
                 }
 
+                answered++;
+                // An in-process member's NaN is the model's, and the trainer refuses the step; a remote member's is judged
+                // once the round is over: a fault if another member answered with finite numbers, else divergence.
+                if (!m.Worker.InProcess && !IsFinite(reply))
+                {
+                    (nonFinite ??= []).Add(m);
+                    m.Indices.AsSpan(0, m.IndexCount).CopyTo(_failed.AsSpan(failedIndices));
+                    failedIndices += m.IndexCount;
+                    continue;
+                }
+
                 var summing = Stopwatch.GetTimestamp();
                 if (summed)
                 {
@@ -153,6 +166,20 @@ public sealed partial class CoordinatorGrain
                 compute += reply.ComputeSeconds;
                 codec += reply.CodecSeconds;
                 parts++;
+            }
+
+            if (nonFinite is not null)
+            {
+                if (nonFinite.Count == answered)
+                {
+                    // Dropping them would leave the run waiting for members that do not come.
+                    throw new TrainingDivergedException($"Every worker that answered step {work.Step + 1} (epoch {work.Epoch + 1}) sent a gradient or loss that is NaN or infinite; the step was not applied. Lower the learning rate or check the data.");
+                }
+
+                foreach (var m in nonFinite)
+                {
+                    Fail(m, NonFiniteProblem);
+                }
             }
 
             if (holding)
@@ -219,12 +246,10 @@ public sealed partial class CoordinatorGrain
             return $"sent {reply.GradientSum.Length} gradient values for {work.GradientSum.Length} parameters";
         }
 
-        var sum = TensorPrimitives.Sum(reply.GradientSum.Span);
-        if (!float.IsFinite(sum) || !double.IsFinite(reply.LossSum))
-        {
-            return "sent a gradient or loss that is NaN or infinite";
-        }
-
         return null;
     }
+
+    private const string NonFiniteProblem = "sent a gradient or loss that is NaN or infinite";
+
+    private static bool IsFinite(GradientReply reply) => float.IsFinite(TensorPrimitives.Sum(reply.GradientSum.Span)) && double.IsFinite(reply.LossSum);
 }
