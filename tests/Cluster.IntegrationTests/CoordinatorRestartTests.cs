@@ -206,8 +206,8 @@ public sealed class CoordinatorRestartTests : IDisposable
         Assert.DoesNotContain(_log, line => line.Contains("Stopped at step", StringComparison.Ordinal));
     }
 
-    [Fact]
-    public async Task TrainProcesses_KilledWithMinus9_ItsWorkersGiveUpSoon()
+    /// <summary>Starts <c>train --processes</c> with two worker processes and returns once its first epoch is done.</summary>
+    private async Task<(Process Train, List<int> Children)> StartTrainProcessesAsync()
     {
         var train = Start("train", "--dataset", WriteCsv(), "--label", "label", "--layers", "12,8", "--epochs", "1000", "--batch-size", "10", "--workers", "2", "--processes");
         var clock = Stopwatch.StartNew();
@@ -219,12 +219,20 @@ public sealed class CoordinatorRestartTests : IDisposable
             await Task.Delay(50);
         }
 
+        return (train, children);
+    }
+
+    [Fact]
+    public async Task TrainProcesses_KilledWithMinus9_ItsWorkersGiveUpSoon()
+    {
+        var (train, children) = await StartTrainProcessesAsync();
+
         train.Kill();
         await train.WaitForExitAsync();
         try
         {
             // Nothing to reconnect to: they give up after 10 s without the coordinator, not the default 120 s.
-            clock.Restart();
+            var clock = Stopwatch.StartNew();
             while (children.Any(Running))
             {
                 Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"worker processes {string.Join(", ", children.Where(Running))} still run 60 s after their parent was killed");
@@ -246,6 +254,23 @@ public sealed class CoordinatorRestartTests : IDisposable
                 }
             }
         }
+    }
+
+    [Fact]
+    public async Task TrainProcesses_EveryWorkerProcessGone_TrainFailsWithAClearError()
+    {
+        var (train, children) = await StartTrainProcessesAsync();
+
+        foreach (var pid in children)
+        {
+            using var child = Process.GetProcessById(pid);
+            child.Kill();
+        }
+
+        // Before, train waited for members that could no longer come, until it was killed.
+        Assert.True(train.WaitForExit(60_000), $"train still runs 60 s after its worker processes were killed; it said:\n{Said()}");
+        Assert.True(train.ExitCode == 1, $"train exited with {train.ExitCode}; it said:\n{Said()}");
+        Assert.Contains(_log, line => line.Contains("error: All 2 worker processes exited before training finished", StringComparison.Ordinal));
     }
 
     /// <summary>The process ids whose parent is <paramref name="parent"/>.</summary>

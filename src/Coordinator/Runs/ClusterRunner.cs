@@ -101,13 +101,40 @@ public static class ClusterRunner
                     break;
             }
 
-            var history = interactive
-                ? await SpectreProgress.RunAsync(run.Options.Epochs, observer =>
+            // train --processes: once every worker process has exited, no member can come, and the run fails instead of
+            // waiting for one (its workers' last lines, above, say why they went).
+            using var orphaned = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            var workersGone = children.Count == 0
+                ? Task.CompletedTask
+                : Task.WhenAll(children.Select(c => c.Process.WaitForExitAsync(orphaned.Token))).ContinueWith(t =>
                 {
-                    grain.Trainer.Observe(observer);
-                    return grain.RunAsync(cancellationToken);
-                }).ConfigureAwait(false)
-                : await grain.RunAsync(cancellationToken).ConfigureAwait(false);
+                    if (t.IsCompletedSuccessfully)
+                    {
+                        orphaned.Cancel();
+                    }
+                }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            var runToken = children.Count == 0 ? cancellationToken : orphaned.Token;
+            IReadOnlyList<EpochRecord> history;
+            try
+            {
+                history = interactive
+                    ? await SpectreProgress.RunAsync(run.Options.Epochs, observer =>
+                    {
+                        grain.Trainer.Observe(observer);
+                        return grain.RunAsync(runToken);
+                    }).ConfigureAwait(false)
+                    : await grain.RunAsync(runToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && children.Count > 0 && orphaned.IsCancellationRequested)
+            {
+                throw new InvalidOperationException($"All {children.Count} worker processes exited before training finished (their last lines are above); the run stopped at step {grain.Trainer.State.GlobalStep}.");
+            }
+            finally
+            {
+                // Stops the watch: the workers leave when told the run is over.
+                orphaned.Cancel();
+                await workersGone.ConfigureAwait(false);
+            }
             foreach (var skipped in grain.SkippedCheckpoints)
             {
                 output.WriteLine($"warning: corrupt checkpoint skipped: {skipped}");
