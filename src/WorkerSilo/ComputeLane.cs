@@ -30,8 +30,8 @@ internal sealed class ComputeLane : IDisposable
 
     /// <summary>
     /// Runs <paramref name="work"/> on the lane's thread and gives its result; <paramref name="after"/> runs there too, once
-    /// it is done and before the task completes, whatever the outcome. One at a time: a second call before the first
-    /// completes is refused.
+    /// it is done and before the task completes, whatever the outcome. One step waits at a time: a call made while the
+    /// previous step has not yet started is refused (a worker's turn keeps its calls from overlapping at all).
     /// </summary>
     public Task<T> Run<T>(Func<T> work, Action after)
     {
