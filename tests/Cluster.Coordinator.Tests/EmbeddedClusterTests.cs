@@ -79,8 +79,10 @@ public sealed class EmbeddedClusterTests
         Assert.All(run.Model.Parameters, p => Assert.True(float.IsFinite(p), "a refused step left a non-finite weight"));
     }
 
-    [Fact]
-    public async Task Cluster_StreamMemberSendsNaN_ItIsDropped_AndTheOthersRecomputeItsSlice()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Cluster_StreamMemberSendsNaN_ItIsDropped_AndTheOthersRecomputeItsSlice(bool refusedByItsStream)
     {
         var expected = await TestRuns.SingleProcessAsync(TestRuns.Run());
         var run = TestRuns.Run();
@@ -89,22 +91,24 @@ public sealed class EmbeddedClusterTests
         using var honest = new WorkerGrain("w0");
         using var broken = new WorkerGrain("w1");
         await grain.JoinAsync(new Hello { WorkerId = "w0", ProtocolVersion = 1 }, honest, CancellationToken.None);
-        await grain.JoinAsync(new Hello { WorkerId = "w1", ProtocolVersion = 1 }, new NaNAtStep(broken, 3), CancellationToken.None);
+        await grain.JoinAsync(new Hello { WorkerId = "w1", ProtocolVersion = 1 }, new NaNAtStep(broken, 3, refusedByItsStream), CancellationToken.None);
         await grain.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(1));
         TestRuns.AssertClose(expected, run.Model.Parameters, 1e-5);
         Assert.Equal(1, grain.ActiveWorkers);
     }
 
-    [Fact]
-    public async Task Cluster_EveryStreamMemberSendsNaN_IsDivergence_NotAWaitForMembers()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Cluster_EveryStreamMemberSendsNaN_IsDivergence_NotAWaitForMembers(bool refusedByItsStream)
     {
         var run = TestRuns.Run();
         using var eval = new ManagedBackend(1);
         var grain = new CoordinatorGrain(run, new ClusterOptions { MinWorkers = 1, MaxWorkers = 16 }, eval, NullLogger.Instance);
         using var a = new WorkerGrain("w0");
         using var b = new WorkerGrain("w1");
-        await grain.JoinAsync(new Hello { WorkerId = "w0", ProtocolVersion = 1 }, new NaNAtStep(a, 3), CancellationToken.None);
-        await grain.JoinAsync(new Hello { WorkerId = "w1", ProtocolVersion = 1 }, new NaNAtStep(b, 3), CancellationToken.None);
+        await grain.JoinAsync(new Hello { WorkerId = "w0", ProtocolVersion = 1 }, new NaNAtStep(a, 3, refusedByItsStream), CancellationToken.None);
+        await grain.JoinAsync(new Hello { WorkerId = "w1", ProtocolVersion = 1 }, new NaNAtStep(b, 3, refusedByItsStream), CancellationToken.None);
         var failure = await Assert.ThrowsAsync<TrainingDivergedException>(() => grain.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(1)));
         Assert.Contains("step 4", failure.Message);
         Assert.Equal(2, grain.PeakWorkers);
@@ -172,8 +176,11 @@ public sealed class EmbeddedClusterTests
         public Task StopAsync(Stop stop, CancellationToken cancellationToken) => inner.StopAsync(stop, cancellationToken);
     }
 
-    /// <summary>Stands for a worker behind a stream (not in-process) whose answer to one step holds a NaN.</summary>
-    private sealed class NaNAtStep(IWorkerGrain inner, long step) : IWorkerGrain
+    /// <summary>
+    /// Stands for a worker behind a stream (not in-process) whose answer to one step holds a NaN: handed to the step, or
+    /// <paramref name="refused"/> by the stream, as a real one's is.
+    /// </summary>
+    private sealed class NaNAtStep(IWorkerGrain inner, long step, bool refused = false) : IWorkerGrain
     {
         public string WorkerId => inner.WorkerId;
 
@@ -187,6 +194,11 @@ public sealed class EmbeddedClusterTests
             if (command.Step != step)
             {
                 return reply;
+            }
+
+            if (refused)
+            {
+                throw new NonFiniteAnswerException($"Worker {inner.WorkerId} disconnected: InvalidArgument: Gradient contains NaN or infinity; rejected.");
             }
 
             var poisoned = reply.GradientSum.ToArray();

@@ -273,6 +273,25 @@ public sealed class CoordinatorRestartTests : IDisposable
         Assert.Contains(_log, line => line.Contains("error: All 2 worker processes exited before training finished", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task TrainProcesses_ModelDiverges_FailsWithTheDivergenceError()
+    {
+        // The workers' streams refuse their NaN answers; before, both were dropped and train waited for members.
+        var train = Start("train", "--dataset", WriteCsv(), "--label", "label", "--layers", "12,8", "--epochs", "3", "--batch-size", "10", "--workers", "2", "--processes", "--lr", "1e30", "--optimizer", "sgd");
+        using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        try
+        {
+            await train.WaitForExitAsync(patience.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            Assert.Fail($"train still runs 90 s after it started a diverging run; it said:\n{Said()}");
+        }
+
+        Assert.True(train.ExitCode == 1, $"train exited with {train.ExitCode}; it said:\n{Said()}");
+        Assert.Contains(_log, line => line.Contains("error: Every worker that answered step", StringComparison.Ordinal) && line.Contains("Lower the learning rate", StringComparison.Ordinal));
+    }
+
     /// <summary>The process ids whose parent is <paramref name="parent"/>.</summary>
     private static List<int> Children(int parent) =>
         [.. Directory.EnumerateDirectories("/proc")

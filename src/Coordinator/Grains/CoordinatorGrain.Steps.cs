@@ -98,6 +98,7 @@ public sealed partial class CoordinatorGrain
                 var m = members[r];
                 GradientReply? reply = null;
                 string? problem;
+                var refusedNonFinite = false;
                 try
                 {
                     if (!call.IsCompleted && m.Worker.SpinsBetweenSteps)
@@ -107,6 +108,11 @@ public sealed partial class CoordinatorGrain
 
                     reply = await call.ConfigureAwait(false);
                     problem = Validate(reply, work, m);
+                }
+                catch (NonFiniteAnswerException ex) when (!cancellationToken.IsCancellationRequested)
+                {
+                    problem = ex.Message;
+                    refusedNonFinite = true;
                 }
                 catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
                 {
@@ -121,6 +127,18 @@ public sealed partial class CoordinatorGrain
                     timeouts[r].Call.Dispose();
                 }
 
+                // An in-process member's NaN is the model's, and the trainer refuses the step; a remote member's (refused by
+                // its stream, or found here) is judged once the round is over: a fault if another member answered with
+                // finite numbers, else divergence.
+                if (refusedNonFinite || (problem is null && reply is not null && !m.Worker.InProcess && !IsFinite(reply)))
+                {
+                    answered++;
+                    (nonFinite ??= []).Add(m);
+                    m.Indices.AsSpan(0, m.IndexCount).CopyTo(_failed.AsSpan(failedIndices));
+                    failedIndices += m.IndexCount;
+                    continue;
+                }
+
                 if (problem is not null || reply is null)
                 {
                     Fail(m, problem ?? "no reply");
@@ -131,16 +149,6 @@ public sealed partial class CoordinatorGrain
                 }
 
                 answered++;
-                // An in-process member's NaN is the model's, and the trainer refuses the step; a remote member's is judged
-                // once the round is over: a fault if another member answered with finite numbers, else divergence.
-                if (!m.Worker.InProcess && !IsFinite(reply))
-                {
-                    (nonFinite ??= []).Add(m);
-                    m.Indices.AsSpan(0, m.IndexCount).CopyTo(_failed.AsSpan(failedIndices));
-                    failedIndices += m.IndexCount;
-                    continue;
-                }
-
                 var summing = Stopwatch.GetTimestamp();
                 if (summed)
                 {
@@ -178,6 +186,7 @@ public sealed partial class CoordinatorGrain
 
                 foreach (var m in nonFinite)
                 {
+                    // A member refused by its stream has already left; the others go now.
                     Fail(m, NonFiniteProblem);
                 }
             }

@@ -35,6 +35,7 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
     private long _expectedGeneration = -1;
     private int _expectedCount;
     private volatile string? _brokenReason;
+    private volatile bool _refusedNonFinite;
     private double _decodeSeconds;
 
     /// <summary>
@@ -278,9 +279,15 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
             throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"Gradient covers {gradient.Count} samples; {Volatile.Read(ref _expectedCount)} were given.");
         }
 
-        if (!double.IsFinite(gradient.LossSum) || !double.IsFinite(gradient.SquaredErrorSum) || gradient.Correct < 0 || gradient.Correct > gradient.Count)
+        if (gradient.Correct < 0 || gradient.Correct > gradient.Count)
         {
-            throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, "Loss contains NaN or infinity, or the accuracy count is impossible; rejected.");
+            throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"Accuracy count {gradient.Correct} of {gradient.Count} samples is impossible; rejected.");
+        }
+
+        if (!double.IsFinite(gradient.LossSum) || !double.IsFinite(gradient.SquaredErrorSum))
+        {
+            _refusedNonFinite = true;
+            throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, "Loss contains NaN or infinity; rejected.");
         }
 
         // Decoded before it is checked: only the step that asked for this gradient reads the buffer, and only after the
@@ -304,6 +311,7 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
 
         if (!float.IsFinite(System.Numerics.Tensors.TensorPrimitives.Sum(_gradient)))
         {
+            _refusedNonFinite = true;
             throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, "Gradient contains NaN or infinity; rejected.");
         }
 
@@ -332,7 +340,8 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
         CloseShared();
         var error = new GrpcStatusException(GrpcStatusCode.Unavailable, $"Worker {WorkerId} disconnected: {reason}");
         Interlocked.Exchange(ref _shardReady, null)?.TrySetException(error);
-        Interlocked.Exchange(ref _gradientResult, null)?.TrySetException(error);
+        // The step learns why: a NaN answer may be the model's (every member sends one), not this worker's fault.
+        Interlocked.Exchange(ref _gradientResult, null)?.TrySetException(_refusedNonFinite ? new NonFiniteAnswerException($"Worker {WorkerId} disconnected: {reason}") : error);
     }
 
     /// <summary>Removes and unmaps the shared-memory file, if any (a copy under way on another thread finishes first).</summary>
