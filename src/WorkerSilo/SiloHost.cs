@@ -20,6 +20,7 @@ public sealed partial class SiloHost
     private readonly ILogger _logger;
     private readonly WorkerGrain _grain;
     private readonly WorkerMetrics? _metrics;
+    private long _lastContact;
 
     /// <summary>Creates the host.</summary>
     public SiloHost(WorkerOptions options, WorkerGrain grain, ILogger logger, WorkerMetrics? metrics = null)
@@ -59,9 +60,10 @@ public sealed partial class SiloHost
             TrustedCertificatePath = _options.TrustedCertificate,
         });
         var backoff = TimeSpan.FromMilliseconds(200);
-        var lastContact = Stopwatch.GetTimestamp();
+        _lastContact = Stopwatch.GetTimestamp();
         while (!cancellationToken.IsCancellationRequested)
         {
+            var contactBefore = _lastContact;
             try
             {
                 var outcome = await ServeAsync(client, cancellationToken).ConfigureAwait(false);
@@ -70,7 +72,6 @@ public sealed partial class SiloHost
                     return outcome.Value;
                 }
 
-                lastContact = Stopwatch.GetTimestamp();
                 backoff = TimeSpan.FromMilliseconds(200);
             }
             catch (GrpcStatusException ex) when (ex.Status is GrpcStatusCode.Unauthenticated or GrpcStatusCode.PermissionDenied or GrpcStatusCode.AlreadyExists or GrpcStatusCode.Unimplemented)
@@ -85,7 +86,15 @@ public sealed partial class SiloHost
             }
 
             Ready = false;
-            if (Stopwatch.GetElapsedTime(lastContact) > _options.ConnectTimeout)
+            if (_lastContact != contactBefore)
+            {
+                // The coordinator spoke on that connection: the first retry comes soon again.
+                backoff = TimeSpan.FromMilliseconds(200);
+            }
+
+            // Counted from the coordinator's last message, however the connection then ended: a worker that trained for an
+            // hour before its coordinator was killed still waits its whole timeout for the coordinator to come back.
+            if (Stopwatch.GetElapsedTime(_lastContact) > _options.ConnectTimeout)
             {
                 LogGaveUp(_logger, _options.Coordinator.ToString(), _options.ConnectTimeout.TotalSeconds);
                 return 2;
@@ -165,6 +174,7 @@ public sealed partial class SiloHost
                 }
 
                 BytesReceived += bytes.Length + GrpcFraming.HeaderSize;
+                _lastContact = Stopwatch.GetTimestamp();
                 if (WireSplitter.TrySplit(bytes.Span, CoordinatorMessage.StepFieldNumber, StepPlan.WeightsFieldNumber, ref rest, out var restLength, out var tensor))
                 {
                     // A step plan: the weights are decoded from the frame straight into the model's buffer.

@@ -186,6 +186,36 @@ public sealed class CoordinatorRestartTests : IDisposable
     }
 
     [Fact]
+    public async Task Worker_CoordinatorKilledLongAfterItJoined_RetriesForItsWholeConnectTimeout()
+    {
+        var port = FreePort();
+        var url = $"http://127.0.0.1:{port}";
+        var coordinator = Start("coordinator", "--dataset", WriteCsv(), "--label", "label", "--layers", "12,8", "--epochs", "1000", "--batch-size", "10",
+            "--listen", url, "--min-workers", "1", "--quiet", "--log-level", "information");
+        var clock = Stopwatch.StartNew();
+        await using (var poller = new GrpcClient(new Uri(url)))
+        {
+            await WaitingAsync(poller, coordinator, clock);
+            var worker = Start("worker", "--coordinator", url, "--worker-id", "a", "--threads", "1", "--log-level", "information", "--connect-timeout-seconds", "4");
+            var joined = Stopwatch.StartNew();
+            // Trains for longer than the worker's connect timeout before the coordinator goes.
+            while (joined.Elapsed < TimeSpan.FromSeconds(6) || await StatusAsync(poller) is not { Step: > 0 })
+            {
+                Assert.False(worker.HasExited || coordinator.HasExited, $"a process ended early; the processes said:\n{Said()}");
+                Assert.True(joined.Elapsed < TimeSpan.FromSeconds(120), $"the run never started; the processes said:\n{Said()}");
+                await Task.Delay(100);
+            }
+
+            coordinator.Kill();
+            var killed = Stopwatch.StartNew();
+            Assert.True(worker.WaitForExit(60_000), $"the worker still retries 60 s after its coordinator was killed; the processes said:\n{Said()}");
+            // Before, its timeout ran from its start: it gave up at the first failed retry.
+            Assert.True(killed.Elapsed > TimeSpan.FromSeconds(3), $"the worker gave up {killed.Elapsed.TotalSeconds:0.0} s after its coordinator was killed, within its 4 s timeout; the processes said:\n{Said()}");
+            Assert.True(worker.ExitCode == 2, $"the worker exited with {worker.ExitCode}; the processes said:\n{Said()}");
+        }
+    }
+
+    [Fact]
     public async Task Sigterm_WhileWaitingForWorkers_StopsTheCoordinator_With143()
     {
         var port = FreePort();
