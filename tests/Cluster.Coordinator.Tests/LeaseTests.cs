@@ -29,6 +29,16 @@ public sealed class LeaseTests
         }
 
         public Task StopAsync(Stop stop, CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public List<string> Dropped { get; } = [];
+
+        public void Drop(string reason)
+        {
+            lock (Dropped)
+            {
+                Dropped.Add(reason);
+            }
+        }
     }
 
     [Fact]
@@ -51,6 +61,8 @@ public sealed class LeaseTests
         time.Advance(TimeSpan.FromSeconds(8));
         await training.WaitAsync(TimeSpan.FromSeconds(60));
         Assert.Equal(1, grain.Counters.Failures);
+        // Told, so that a worker still alive joins again.
+        Assert.Equal(["no heartbeat for 10 s (lease expired)"], silent.Dropped);
         Assert.True(grain.Counters.ReassignedSamples > 0);
         Assert.All(grain.Accounting, a => Assert.Equal((a.Samples, 0), (a.Used, a.Duplicates)));
         TestRuns.AssertClose(expected, run.Model.Parameters, 1e-5);

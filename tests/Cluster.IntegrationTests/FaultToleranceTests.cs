@@ -117,11 +117,12 @@ public sealed class FaultToleranceTests
 
         public required StepPlan Plan { get; init; }
 
-        public static async Task<HostileScene> StartAsync(bool blockTensors = false, bool sharedMemory = false)
+        public static async Task<HostileScene> StartAsync(bool blockTensors = false, bool sharedMemory = false, TimeSpan? stepTimeout = null)
         {
             var run = TestRuns.Run(epochs: 1);
             var expected = await TestRuns.SingleProcessAsync(TestRuns.Run(epochs: 1));
-            var cluster = await ClusterFixture.StartAsync(run, new ClusterOptions { MinWorkers = 1 });
+            var options = new ClusterOptions { MinWorkers = 1 };
+            var cluster = await ClusterFixture.StartAsync(run, stepTimeout is { } timeout ? options with { StepTimeout = timeout } : options);
             var fake = new FakeWorker(cluster.Endpoint.GrpcAddress, "integration-token");
             await fake.JoinAsync("zz-fake", blockTensors, sharedMemory);
             cluster.StartWorker("real");
@@ -256,6 +257,18 @@ public sealed class FaultToleranceTests
         AssertExactAccounting(cluster.Grain, 1);
         Assert.True(cluster.Grain.Counters.Failures >= 1);
         TestRuns.AssertClose(expected, run.Model.Parameters, 1e-4);
+    }
+
+    [Fact]
+    public async Task SilentWorker_DroppedAfterTheStepTimeout_ItsStreamEndsWithAborted()
+    {
+        await using var scene = await HostileScene.StartAsync(stepTimeout: TimeSpan.FromSeconds(2));
+        // The fake holds its step plan and never answers. Before, the dropped worker's stream stayed open and idle to the
+        // end of the run, and a live worker never learned to join again.
+        Assert.Equal(GrpcStatusCode.Aborted, await scene.Fake.EndStatusAsync());
+        await scene.Training;
+        AssertExactAccounting(scene.Cluster.Grain, 1);
+        TestRuns.AssertClose(scene.Expected, scene.Run.Model.Parameters, 1e-4);
     }
 
     [Fact]

@@ -40,6 +40,11 @@ public sealed partial class CoordinatorGrain
         }
 
         CancelCall(m);
+        if (m.Worker is IHeartbeatingWorker remote)
+        {
+            remote.Drop(reason);
+        }
+
         Counters.Failure();
         LogMemberFailed(_logger, m.Id, reason);
         Signal();

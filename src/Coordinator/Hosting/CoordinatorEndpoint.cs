@@ -280,11 +280,12 @@ public sealed partial class CoordinatorEndpoint : IAsyncDisposable
         var reason = "the worker closed its stream";
         var graceful = false;
         var rest = Array.Empty<byte>();
+        using var reading = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, worker.Dropped);
         try
         {
             while (true)
             {
-                if (await frames.ReadAsync(cancellationToken).ConfigureAwait(false) is not { } frame)
+                if (await frames.ReadAsync(reading.Token).ConfigureAwait(false) is not { } frame)
                 {
                     break;
                 }
@@ -327,6 +328,11 @@ public sealed partial class CoordinatorEndpoint : IAsyncDisposable
         {
             reason = $"{ex.Status}: {ex.Message}";
             throw;
+        }
+        catch (OperationCanceledException) when (worker.DroppedReason is { } dropped && !cancellationToken.IsCancellationRequested)
+        {
+            reason = "dropped: " + dropped;
+            throw new GrpcStatusException(GrpcStatusCode.Aborted, $"Dropped from the run ({dropped}); join again to take part.");
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException)
         {

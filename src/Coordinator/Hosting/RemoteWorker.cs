@@ -36,6 +36,8 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
     private int _expectedCount;
     private volatile string? _brokenReason;
     private volatile bool _refusedNonFinite;
+    private readonly CancellationTokenSource _dropped = new();
+    private volatile string? _droppedReason;
     private double _decodeSeconds;
 
     /// <summary>
@@ -331,6 +333,20 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
         _decodeSeconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
         Interlocked.Exchange(ref _gradientResult, null)?.TrySetResult(gradient);
         return null;
+    }
+
+    /// <summary>Cancelled when the coordinator drops this worker: its stream's read loop then ends the stream.</summary>
+    public CancellationToken Dropped => _dropped.Token;
+
+    /// <summary>Why the coordinator dropped this worker; null while it has not.</summary>
+    public string? DroppedReason => _droppedReason;
+
+    /// <inheritdoc/>
+    public void Drop(string reason)
+    {
+        _droppedReason ??= reason;
+        // Asynchronously: the read loop must not resume on the caller's thread, which may be the step's.
+        _ = _dropped.CancelAsync();
     }
 
     /// <summary>Fails whatever is awaited: the stream is gone.</summary>
