@@ -320,6 +320,9 @@ public sealed class CoordinatorRestartTests : IDisposable
 
         Assert.True(train.ExitCode == 1, $"train exited with {train.ExitCode}; it said:\n{Said()}");
         Assert.Contains(_log, line => line.Contains("error: Every worker that answered step", StringComparison.Ordinal) && line.Contains("Lower the learning rate", StringComparison.Ordinal));
+        // The first round in which both refused ends it: neither refusal is taken for a plain failure whose samples go to
+        // the other worker.
+        Assert.DoesNotContain(_log, line => line.Contains("Reassigned", StringComparison.Ordinal));
     }
 
     /// <summary>The process ids whose parent is <paramref name="parent"/>.</summary>

@@ -171,7 +171,17 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
             throw;
         }
 
-        var result = await pending.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        GradientResult result;
+        try
+        {
+            result = await pending.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_refusedNonFinite)
+        {
+            // The refusal also ends the membership, which cancels this call: the step still learns the reason.
+            throw new NonFiniteAnswerException($"Worker {WorkerId} disconnected: {_brokenReason ?? "its answer was NaN or infinite"}");
+        }
+
         var decode = _decodeSeconds;
         return new GradientReply(result.Step, _gradient, result.Count, result.LossSum, result.Correct, result.SquaredErrorSum, result.ComputeSeconds, result.CodecSeconds + encode + decode);
     }
