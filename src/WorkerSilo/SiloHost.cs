@@ -88,12 +88,14 @@ public sealed partial class SiloHost
             Ready = false;
             if (_lastContact != contactBefore)
             {
-                // The coordinator spoke on that connection: the first retry comes soon again.
+                // The coordinator spoke on that connection, which held until now (a worker told to wait may hear nothing for
+                // an hour): the timeout and the backoff start again.
+                _lastContact = Stopwatch.GetTimestamp();
                 backoff = TimeSpan.FromMilliseconds(200);
             }
 
-            // Counted from the coordinator's last message, however the connection then ended: a worker that trained for an
-            // hour before its coordinator was killed still waits its whole timeout for the coordinator to come back.
+            // Counted from the end of the last connection the coordinator spoke on, however it ended: a worker that trained
+            // for an hour before its coordinator was killed still waits its whole timeout for the coordinator to come back.
             if (Stopwatch.GetElapsedTime(_lastContact) > _options.ConnectTimeout)
             {
                 LogGaveUp(_logger, _options.Coordinator.ToString(), _options.ConnectTimeout.TotalSeconds);

@@ -21,7 +21,7 @@ public static class WorkerCli
         var tokenFile = EnvOption.Create<string?>("--token-file", "File holding the cluster token.", "CLUSTER_TOKEN_FILE", null);
         var ca = EnvOption.Create<string?>("--ca-file", "Certificate to trust for a TLS coordinator (e.g. its self-signed certificate).", "CLUSTER_CA_FILE", null);
         var heartbeat = EnvOption.Create("--heartbeat-seconds", "Seconds between heartbeats.", "CLUSTER_HEARTBEAT_SECONDS", 2.0);
-        var connectTimeout = EnvOption.Create("--connect-timeout-seconds", "Give up after this many seconds without a message from the coordinator (counted from its last one, or from the start).", "CLUSTER_CONNECT_TIMEOUT_SECONDS", 120.0);
+        var connectTimeout = EnvOption.Create("--connect-timeout-seconds", "Give up after this many seconds without a connection the coordinator speaks on (counted from the end of the last one, or from the start).", "CLUSTER_CONNECT_TIMEOUT_SECONDS", 120.0);
         var maxMessage = EnvOption.Create("--max-message-mb", "Largest message accepted, in MiB.", "CLUSTER_MAX_MESSAGE_MB", 64);
         var httpPort = EnvOption.Create("--http-port", "Port of /metrics, /healthz and /readyz (0: off).", "CLUSTER_HTTP_PORT", 0);
         var podIp = EnvOption.Create<string?>("--address", "Address reported to the coordinator (default: POD_IP).", "POD_IP", null);
