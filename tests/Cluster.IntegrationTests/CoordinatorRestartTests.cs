@@ -190,8 +190,7 @@ public sealed class CoordinatorRestartTests : IDisposable
     {
         var port = FreePort();
         var url = $"http://127.0.0.1:{port}";
-        var coordinator = Start("coordinator", "--dataset", WriteCsv(), "--label", "label", "--layers", "12,8", "--epochs", "1000", "--batch-size", "10",
-            "--listen", url, "--min-workers", "1", "--quiet", "--log-level", "information");
+        var coordinator = StartLongRun(url);
         var clock = Stopwatch.StartNew();
         await using (var poller = new GrpcClient(new Uri(url)))
         {
@@ -206,13 +205,55 @@ public sealed class CoordinatorRestartTests : IDisposable
                 await Task.Delay(100);
             }
 
-            coordinator.Kill();
-            var killed = Stopwatch.StartNew();
-            Assert.True(worker.WaitForExit(60_000), $"the worker still retries 60 s after its coordinator was killed; the processes said:\n{Said()}");
             // Before, its timeout ran from its start: it gave up at the first failed retry.
-            Assert.True(killed.Elapsed > TimeSpan.FromSeconds(3), $"the worker gave up {killed.Elapsed.TotalSeconds:0.0} s after its coordinator was killed, within its 4 s timeout; the processes said:\n{Said()}");
-            Assert.True(worker.ExitCode == 2, $"the worker exited with {worker.ExitCode}; the processes said:\n{Said()}");
+            KillAndAssertItRetries(coordinator, worker);
         }
+    }
+
+    [Fact]
+    public async Task Worker_ToldToWaitLongerThanItsConnectTimeout_StillRetriesForItAfterTheCoordinatorGoes()
+    {
+        var port = FreePort();
+        var url = $"http://127.0.0.1:{port}";
+        var coordinator = StartLongRun(url, "--max-workers", "1");
+        var clock = Stopwatch.StartNew();
+        await using var poller = new GrpcClient(new Uri(url));
+        await WaitingAsync(poller, coordinator, clock);
+        Start("worker", "--coordinator", url, "--worker-id", "a", "--threads", "1", "--log-level", "information", "--connect-timeout-seconds", "60");
+        while (await StatusAsync(poller) is not { Step: > 0 })
+        {
+            Assert.False(coordinator.HasExited, $"the coordinator ended early; the processes said:\n{Said()}");
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(120), $"a never trained; the processes said:\n{Said()}");
+            await Task.Delay(50);
+        }
+
+        var waiter = Start("worker", "--coordinator", url, "--worker-id", "b", "--threads", "1", "--log-level", "information", "--connect-timeout-seconds", "4");
+        var started = Stopwatch.StartNew();
+        // The cluster is full: b is told to wait, and hears nothing more for longer than its timeout.
+        while (started.Elapsed < TimeSpan.FromSeconds(6) || await StatusAsync(poller) is not { } status || !status.Members.Any(m => m.WorkerId == "b" && m.State == "waiting"))
+        {
+            Assert.False(waiter.HasExited || coordinator.HasExited, $"a process ended early; the processes said:\n{Said()}");
+            Assert.True(started.Elapsed < TimeSpan.FromSeconds(120), $"b was never told to wait; the processes said:\n{Said()}");
+            await Task.Delay(100);
+        }
+
+        // Counted from its last message (the wait), it would have given up at once.
+        KillAndAssertItRetries(coordinator, waiter);
+    }
+
+    /// <summary>A coordinator of a run far longer than any test, from one worker up.</summary>
+    private Process StartLongRun(string url, params string[] more) =>
+        Start([.. new[] { "coordinator", "--dataset", WriteCsv(), "--label", "label", "--layers", "12,8", "--epochs", "1000", "--batch-size", "10",
+            "--listen", url, "--min-workers", "1", "--quiet", "--log-level", "information" }, .. more]);
+
+    /// <summary>Kills <paramref name="coordinator"/>; <paramref name="worker"/>, with a 4 s connect timeout, must retry for most of it, then give up with 2.</summary>
+    private void KillAndAssertItRetries(Process coordinator, Process worker)
+    {
+        coordinator.Kill();
+        var killed = Stopwatch.StartNew();
+        Assert.True(worker.WaitForExit(60_000), $"the worker still retries 60 s after its coordinator was killed; the processes said:\n{Said()}");
+        Assert.True(killed.Elapsed > TimeSpan.FromSeconds(3), $"the worker gave up {killed.Elapsed.TotalSeconds:0.0} s after its coordinator was killed, within its 4 s timeout; the processes said:\n{Said()}");
+        Assert.True(worker.ExitCode == 2, $"the worker exited with {worker.ExitCode}; the processes said:\n{Said()}");
     }
 
     [Fact]
