@@ -12,11 +12,14 @@ namespace Cluster.Coordinator.Tests;
 
 public sealed class EmbeddedClusterTests
 {
-    /// <summary>Trains <paramref name="run"/> on <paramref name="workers"/> embedded workers, each joined as itself or as <paramref name="wrap"/> makes it.</summary>
-    private static async Task<(float[] Weights, CoordinatorGrain Grain, List<WorkerGrain> Workers)> TrainEmbeddedAsync(PreparedRun run, int workers, Action<CoordinatorGrain>? before = null, Func<WorkerGrain, IWorkerGrain>? wrap = null, bool spinBetweenSteps = false)
+    /// <summary>
+    /// Trains <paramref name="run"/> on <paramref name="workers"/> embedded workers, each joined as itself or as <paramref name="wrap"/>
+    /// makes it; the run needs all of them unless <paramref name="minWorkers"/> says fewer.
+    /// </summary>
+    private static async Task<(float[] Weights, CoordinatorGrain Grain, List<WorkerGrain> Workers)> TrainEmbeddedAsync(PreparedRun run, int workers, Action<CoordinatorGrain>? before = null, Func<WorkerGrain, IWorkerGrain>? wrap = null, bool spinBetweenSteps = false, int? minWorkers = null)
     {
         using var eval = new ManagedBackend(1);
-        var grain = new CoordinatorGrain(run, new ClusterOptions { MinWorkers = workers, MaxWorkers = 16 }, eval, NullLogger.Instance);
+        var grain = new CoordinatorGrain(run, new ClusterOptions { MinWorkers = minWorkers ?? workers, MaxWorkers = 16 }, eval, NullLogger.Instance);
         var list = new List<WorkerGrain>();
         for (var i = 0; i < workers; i++)
         {
@@ -85,16 +88,11 @@ public sealed class EmbeddedClusterTests
     public async Task Cluster_StreamMemberSendsNaN_ItIsDropped_AndTheOthersRecomputeItsSlice(bool refusedByItsStream)
     {
         var expected = await TestRuns.SingleProcessAsync(TestRuns.Run());
-        var run = TestRuns.Run();
-        using var eval = new ManagedBackend(1);
-        var grain = new CoordinatorGrain(run, new ClusterOptions { MinWorkers = 1, MaxWorkers = 16 }, eval, NullLogger.Instance);
-        using var honest = new WorkerGrain("w0");
-        using var broken = new WorkerGrain("w1");
-        await grain.JoinAsync(new Hello { WorkerId = "w0", ProtocolVersion = 1 }, honest, CancellationToken.None);
-        await grain.JoinAsync(new Hello { WorkerId = "w1", ProtocolVersion = 1 }, new NaNAtStep(broken, 3, refusedByItsStream), CancellationToken.None);
-        await grain.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(1));
-        TestRuns.AssertClose(expected, run.Model.Parameters, 1e-5);
+        var (actual, grain, list) = await TrainEmbeddedAsync(TestRuns.Run(), 2, minWorkers: 1, wrap: w => w.WorkerId == "w1" ? new NaNAtStep(w, 3, refusedByItsStream) : w)
+            .WaitAsync(TimeSpan.FromMinutes(1));
+        TestRuns.AssertClose(expected, actual, 1e-5);
         Assert.Equal(1, grain.ActiveWorkers);
+        list.ForEach(w => w.Dispose());
     }
 
     [Theory]
@@ -102,34 +100,23 @@ public sealed class EmbeddedClusterTests
     [InlineData(true)]
     public async Task Cluster_EveryStreamMemberSendsNaN_IsDivergence_NotAWaitForMembers(bool refusedByItsStream)
     {
-        var run = TestRuns.Run();
-        using var eval = new ManagedBackend(1);
-        var grain = new CoordinatorGrain(run, new ClusterOptions { MinWorkers = 1, MaxWorkers = 16 }, eval, NullLogger.Instance);
-        using var a = new WorkerGrain("w0");
-        using var b = new WorkerGrain("w1");
-        await grain.JoinAsync(new Hello { WorkerId = "w0", ProtocolVersion = 1 }, new NaNAtStep(a, 3, refusedByItsStream), CancellationToken.None);
-        await grain.JoinAsync(new Hello { WorkerId = "w1", ProtocolVersion = 1 }, new NaNAtStep(b, 3, refusedByItsStream), CancellationToken.None);
-        var failure = await Assert.ThrowsAsync<TrainingDivergedException>(() => grain.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(1)));
+        CoordinatorGrain? grain = null;
+        var failure = await Assert.ThrowsAsync<TrainingDivergedException>(() => TrainEmbeddedAsync(TestRuns.Run(), 2, g => grain = g, w => new NaNAtStep(w, 3, refusedByItsStream), minWorkers: 1)
+            .WaitAsync(TimeSpan.FromMinutes(1)));
         Assert.Contains("step 4", failure.Message);
-        Assert.Equal(2, grain.PeakWorkers);
+        Assert.Equal(2, grain!.PeakWorkers);
     }
 
     [Fact]
     public async Task Cluster_WorkerFailingAStep_ItsSliceIsRecomputed_AndTheResultStillMatches()
     {
         var expected = await TestRuns.SingleProcessAsync(TestRuns.Run());
-        var run = TestRuns.Run();
-        using var eval = new ManagedBackend(1);
-        var grain = new CoordinatorGrain(run, new ClusterOptions { MinWorkers = 1, MaxWorkers = 16 }, eval, NullLogger.Instance);
-        using var survivor = new WorkerGrain("w0");
-        using var failing = new WorkerGrain("w1");
-        await grain.JoinAsync(new Hello { WorkerId = "w0", ProtocolVersion = 1 }, survivor, CancellationToken.None);
         // Rank 1 fails step 5 after rank 0 answered: rank 0's sum is held for pairing when the retry round makes rank 0
         // compute again into the same buffer.
-        await grain.JoinAsync(new Hello { WorkerId = "w1", ProtocolVersion = 1 }, new FailsAtStep(failing, 5), CancellationToken.None);
-        await grain.RunAsync(CancellationToken.None);
-        TestRuns.AssertClose(expected, run.Model.Parameters, 1e-5);
+        var (actual, grain, list) = await TrainEmbeddedAsync(TestRuns.Run(), 2, minWorkers: 1, wrap: w => w.WorkerId == "w1" ? new FailsAtStep(w, 5) : w);
+        TestRuns.AssertClose(expected, actual, 1e-5);
         Assert.Equal(2, grain.PeakWorkers);
+        list.ForEach(w => w.Dispose());
     }
 
     [Fact]

@@ -113,7 +113,6 @@ public static class ClusterRunner
                         orphaned.Cancel();
                     }
                 }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-            var runToken = children.Count == 0 ? cancellationToken : orphaned.Token;
             IReadOnlyList<EpochRecord> history;
             try
             {
@@ -121,11 +120,11 @@ public static class ClusterRunner
                     ? await SpectreProgress.RunAsync(run.Options.Epochs, observer =>
                     {
                         grain.Trainer.Observe(observer);
-                        return grain.RunAsync(runToken);
+                        return grain.RunAsync(orphaned.Token);
                     }).ConfigureAwait(false)
-                    : await grain.RunAsync(runToken).ConfigureAwait(false);
+                    : await grain.RunAsync(orphaned.Token).ConfigureAwait(false);
             }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && children.Count > 0 && orphaned.IsCancellationRequested)
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && orphaned.IsCancellationRequested)
             {
                 throw new InvalidOperationException($"All {children.Count} worker processes exited before training finished (their last lines are above); the run stopped at step {grain.Trainer.State.GlobalStep}.");
             }
