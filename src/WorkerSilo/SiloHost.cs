@@ -49,7 +49,8 @@ public sealed partial class SiloHost
     /// <summary>
     /// Serves the coordinator until it stops the run (returns 0), or <paramref name="cancellationToken"/> is cancelled
     /// (graceful leave: the step in progress is finished and a goodbye is sent; returns 0), or the coordinator cannot
-    /// be reached for <see cref="WorkerOptions.ConnectTimeout"/> (returns 2).
+    /// be reached for <see cref="WorkerOptions.ConnectTimeout"/> (returns 2), or it refuses this worker for good: its
+    /// token, its id, its protocol version, or its repeated NaN (returns 3).
     /// </summary>
     public async Task<int> RunAsync(CancellationToken cancellationToken)
     {
@@ -76,6 +77,13 @@ public sealed partial class SiloHost
             }
             catch (GrpcStatusException ex) when (ex.Status is GrpcStatusCode.Unauthenticated or GrpcStatusCode.PermissionDenied or GrpcStatusCode.AlreadyExists or GrpcStatusCode.Unimplemented)
             {
+                LogRejected(_logger, ex.Status.ToString(), ex.Message);
+                return 3;
+            }
+            catch (GrpcStatusException ex) when (ex.Status is GrpcStatusCode.InvalidArgument or GrpcStatusCode.FailedPrecondition && _lastContact == contactBefore)
+            {
+                // Refused at its hello, before the coordinator said a word (an id it does not take, a protocol it does not
+                // speak, a worker it will not admit again): asking again gets the same answer.
                 LogRejected(_logger, ex.Status.ToString(), ex.Message);
                 return 3;
             }

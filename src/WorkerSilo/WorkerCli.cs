@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Cluster.Contracts.Configuration;
+using Cluster.Contracts.Grains;
 using Cluster.Contracts.Metrics;
 using Microsoft.Extensions.Logging;
 
@@ -11,7 +12,7 @@ public static class WorkerCli
     /// <summary>Creates the command (named <paramref name="name"/>).</summary>
     public static Command Create(string name = "worker")
     {
-        var command = new Command(name, "Join a coordinator as a worker silo and compute gradients until the run ends. SIGTERM finishes the current step and leaves gracefully.");
+        var command = new Command(name, "Join a coordinator as a worker silo and compute gradients until the run ends. SIGTERM finishes the current step and leaves gracefully. Exit codes: 0 the run ended (or the worker left), 1 bad options or a run stopped unfinished, 2 no coordinator reached within --connect-timeout-seconds, 3 refused by the coordinator (token, worker id, protocol version, or repeated NaN gradients).");
         var coordinator = EnvOption.Create<string?>("--coordinator", "Coordinator address, e.g. http://coordinator:5000 (https:// for TLS).", "CLUSTER_COORDINATOR", null);
         var workerId = EnvOption.Create<string?>("--worker-id", "Unique worker id (default: POD_NAME, else host name and process id).", "CLUSTER_WORKER_ID", null);
         var threads = EnvOption.Create("--threads", "Compute threads.", "CLUSTER_THREADS", 1);
@@ -48,7 +49,7 @@ public static class WorkerCli
                 options = new WorkerOptions
                 {
                     Coordinator = uri,
-                    WorkerId = r.GetValue(workerId) ?? Environment.GetEnvironmentVariable("POD_NAME") ?? $"{Environment.MachineName}-{Environment.ProcessId}",
+                    WorkerId = WorkerIdOf(r.GetValue(workerId)),
                     Threads = r.GetValue(threads) >= 1 ? r.GetValue(threads) : throw new ArgumentException("--threads must be at least 1."),
                     Backend = r.GetValue(backend)!,
                     DataDir = r.GetValue(dataDir),
@@ -108,6 +109,13 @@ public static class WorkerCli
     public static LogLevel ParseLogLevel(string s) => Enum.TryParse<LogLevel>(s, ignoreCase: true, out var level) && Enum.IsDefined(level)
         ? level
         : throw new ArgumentException($"Unknown --log-level '{s}'; use trace, debug, information, warning or error.");
+
+    /// <summary>The id given (checked here, not first at the coordinator), else the pod's name, else host name and process id.</summary>
+    private static string WorkerIdOf(string? given)
+    {
+        var id = given ?? (Environment.GetEnvironmentVariable("POD_NAME") is { Length: > 0 } pod ? pod : $"{Environment.MachineName}-{Environment.ProcessId}");
+        return WorkerIds.Problem(id) is { } problem ? throw new ArgumentException($"--worker-id: {problem}") : id;
+    }
 
     private static double Positive(double value, string name) =>
         value > 0 && double.IsFinite(value) ? value : throw new ArgumentException($"{name} must be a positive number.");

@@ -171,6 +171,22 @@ public sealed class CliTests : IDisposable
         Assert.Contains("not found", error);
     }
 
+    [Theory]
+    [InlineData(254)]
+    [InlineData(0)]
+    public async Task Worker_IdTheCoordinatorWouldRefuse_FailsBeforeDialling(int length)
+    {
+        // Before, the worker dialled, was refused at its hello, retried for its connect timeout (120 s by default) and
+        // then said the coordinator could not be reached. The address is never dialled: nothing listens there.
+        var id = length == 0 ? "   " : new string('w', length);
+        var (code, _, error) = await RunAsync("worker", "--coordinator", "http://127.0.0.1:9", "--worker-id", id, "--connect-timeout-seconds", "600");
+        Assert.Equal(1, code);
+        Assert.Contains("--worker-id: A worker id must have 1 to 253 characters", error);
+        (code, _, error) = await RunAsync("worker", "--coordinator", "http://127.0.0.1:9", "--worker-id", new string('w', 253), "--connect-timeout-seconds", "0.5");
+        Assert.Equal(2, code);
+        Assert.DoesNotContain("--worker-id", error);
+    }
+
     [Fact]
     public async Task EnvironmentTwin_IsUsed_AndBadValueNamesTheVariable()
     {

@@ -49,6 +49,9 @@ internal sealed class FakeWorker : IAsyncDisposable
         }
     }
 
+    /// <summary>The message of the status the stream ended with (after <see cref="EndStatusAsync"/>).</summary>
+    public string EndMessage { get; private set; } = "";
+
     /// <summary>Reads until the stream ends; returns the status it ended with.</summary>
     public async Task<GrpcStatusCode> EndStatusAsync()
     {
@@ -63,6 +66,7 @@ internal sealed class FakeWorker : IAsyncDisposable
         }
         catch (GrpcStatusException ex)
         {
+            EndMessage = ex.Message;
             return ex.Status;
         }
     }

@@ -3,7 +3,9 @@ using Cluster.Compute.Training;
 using Cluster.Contracts.Grpc;
 using Cluster.Contracts.V1;
 using Cluster.Coordinator.Grains;
+using Cluster.WorkerSilo;
 using Google.Protobuf;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Cluster.IntegrationTests;
 
@@ -256,6 +258,68 @@ public sealed class FaultToleranceTests
         await training;
         AssertExactAccounting(cluster.Grain, 1);
         Assert.True(cluster.Grain.Counters.Failures >= 1);
+        TestRuns.AssertClose(expected, run.Model.Parameters, 1e-4);
+    }
+
+    /// <summary>Holds the step loop at one step until the test opens the gate (or two minutes pass), so the run outlasts the test's moves.</summary>
+    private sealed class HoldAt(long step, ManualResetEventSlim gate) : ITrainingObserver
+    {
+        public void OnStep(in StepReport report)
+        {
+            if (report.GlobalStep == step)
+            {
+                gate.Wait(TimeSpan.FromMinutes(2));
+            }
+        }
+    }
+
+    [Fact]
+    public async Task WorkerAnsweringNaNAgainAndAgain_IsRefusedAtItsHello_AndItsSiloExitsWith3InsteadOfRetrying()
+    {
+        var run = TestRuns.Run(epochs: 10);
+        var expected = await TestRuns.SingleProcessAsync(TestRuns.Run(epochs: 10));
+        await using var cluster = await ClusterFixture.StartAsync(run, new ClusterOptions { MinWorkers = 1 });
+        using var gate = new ManualResetEventSlim();
+        cluster.Grain.Trainer.Observe(new HoldAt(cluster.Grain.Trainer.StepsPerEpoch * 10 - 2, gate));
+        cluster.StartWorker("real");
+        await WaitMembersAsync(cluster.Grain, 1);
+        var training = cluster.Grain.RunAsync(new CancellationTokenSource(TimeSpan.FromMinutes(3)).Token);
+        for (var answers = 1; answers <= CoordinatorGrain.MaxNonFiniteAnswers; answers++)
+        {
+            // Joins, answers its first step with a NaN while the real worker answers with finite numbers, and is dropped.
+            await using var fake = new FakeWorker(cluster.Endpoint.GrpcAddress, "integration-token");
+            await fake.JoinAsync("flaky");
+            var plan = (await fake.ReadUntilAsync(CoordinatorMessage.BodyOneofCase.Step)).Step;
+            var values = new float[fake.ParameterCount];
+            values[7] = float.NaN;
+            await fake.SendAsync(new WorkerMessage { Gradient = new GradientResult { Step = plan.Step, Count = plan.Indices.Length / 4, GradientSum = TensorCodec.FromFloats(values) } });
+            Assert.Equal(GrpcStatusCode.InvalidArgument, await fake.EndStatusAsync());
+            var expectedAnswers = answers;
+            await TestRuns.WaitForAsync(() => cluster.Grain.Counters.NonFiniteAnswers == expectedAnswers, $"{expectedAnswers} non-finite answers counted",
+                () => cluster.Grain.Counters.NonFiniteAnswers.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        // Now refused at its hello. Before, it was admitted again each time, at the cost of a re-plan and a shard.
+        await using (var refused = new FakeWorker(cluster.Endpoint.GrpcAddress, "integration-token"))
+        {
+            await refused.JoinAsync("flaky");
+            Assert.Equal(GrpcStatusCode.FailedPrecondition, await refused.EndStatusAsync());
+            Assert.Contains("not admitted again", refused.EndMessage, StringComparison.Ordinal);
+        }
+
+        // A silo so refused exits with 3 (refused) at once. Before, it retried until its connect timeout and exited with 2,
+        // saying the coordinator could not be reached.
+        using (var worker = new WorkerGrain("flaky"))
+        {
+            var host = new SiloHost(new WorkerOptions { Coordinator = cluster.Endpoint.GrpcAddress, WorkerId = "flaky", Token = "integration-token", ConnectTimeout = TimeSpan.FromSeconds(3) }, worker, NullLogger.Instance);
+            Assert.Equal(3, await host.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60)));
+            Assert.Equal(0, host.StepsComputed);
+        }
+
+        gate.Set();
+        await training;
+        AssertExactAccounting(cluster.Grain, 10);
+        Assert.Equal(CoordinatorGrain.MaxNonFiniteAnswers, cluster.Grain.Counters.NonFiniteAnswers);
         TestRuns.AssertClose(expected, run.Model.Parameters, 1e-4);
     }
 

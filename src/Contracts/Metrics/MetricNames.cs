@@ -69,6 +69,9 @@ public static class MetricNames
     /// <summary>Late gradients dropped (counter).</summary>
     public const string LateGradients = "cluster.gradients.late";
 
+    /// <summary>Answers with NaN or infinity from a worker whose peers answered the same step with finite numbers (counter).</summary>
+    public const string NonFiniteAnswers = "cluster.gradients.non_finite";
+
     /// <summary>Learning rate in use (gauge).</summary>
     public const string LearningRate = "cluster.training.learning_rate";
 

@@ -9,6 +9,7 @@ public sealed class ClusterCounters
     private long _reassignedSamples;
     private long _retriedSteps;
     private long _lateGradients;
+    private long _nonFiniteAnswers;
 
     /// <summary>Workers that joined.</summary>
     public long Joins => Interlocked.Read(ref _joins);
@@ -28,6 +29,9 @@ public sealed class ClusterCounters
     /// <summary>Gradients that arrived for an old weight version and were dropped.</summary>
     public long LateGradients => Interlocked.Read(ref _lateGradients);
 
+    /// <summary>Answers with NaN or infinity from workers whose peers answered the same step with finite numbers.</summary>
+    public long NonFiniteAnswers => Interlocked.Read(ref _nonFiniteAnswers);
+
     /// <summary>Writes the counters as the "faults" object of reports and the dashboard's status.</summary>
     public void Write(System.Text.Json.Utf8JsonWriter w)
     {
@@ -38,6 +42,7 @@ public sealed class ClusterCounters
         w.WriteNumber("reassignedSamples", ReassignedSamples);
         w.WriteNumber("retriedSteps", RetriedSteps);
         w.WriteNumber("lateGradients", LateGradients);
+        w.WriteNumber("nonFiniteAnswers", NonFiniteAnswers);
         w.WriteEndObject();
     }
 
@@ -55,6 +60,8 @@ public sealed class ClusterCounters
     internal void RetriedStep() => Add(ref _retriedSteps, "retried_steps", 1);
 
     internal void Late() => Add(ref _lateGradients, "late_gradients", 1);
+
+    internal void NonFinite() => Add(ref _nonFiniteAnswers, "non_finite_answers", 1);
 
     private void Add(ref long field, string name, long amount)
     {

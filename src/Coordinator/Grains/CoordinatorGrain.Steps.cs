@@ -186,6 +186,13 @@ public sealed partial class CoordinatorGrain
 
                 foreach (var m in nonFinite)
                 {
+                    lock (_sync)
+                    {
+                        _nonFiniteAnswers[m.Id] = _nonFiniteAnswers.GetValueOrDefault(m.Id) + 1;
+                    }
+
+                    Counters.NonFinite();
+
                     // A member refused by its stream has already left; the others go now.
                     Fail(m, NonFiniteProblem);
                 }

@@ -24,6 +24,8 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
     private readonly TimeProvider _time;
     private readonly List<Member> _members = [];
     private readonly List<Member> _pending = [];
+    // Steps each worker id answered with NaN or infinity while another member's answer was finite (see JoinAsync).
+    private readonly Dictionary<string, int> _nonFiniteAnswers = new(StringComparer.Ordinal);
     private readonly ShardEncoder _encoder;
     private readonly int[] _owner;
     private readonly string _modelJson;
@@ -46,6 +48,9 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
     private double? _testAccuracy;
     private long _stepsPerEpoch;
     private double _samplesPerSecond;
+
+    /// <summary>Steps a worker id may answer with NaN or infinity, while others answer with finite numbers, before it is refused.</summary>
+    public const int MaxNonFiniteAnswers = 3;
 
     /// <summary>Creates the grain for a prepared run.</summary>
     public CoordinatorGrain(PreparedRun run, ClusterOptions options, ComputeBackend evalBackend, ILogger logger, TimeProvider? time = null)
@@ -145,9 +150,9 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
     public Task JoinAsync(Hello hello, IWorkerGrain worker, CancellationToken cancellationToken)
     {
         var id = hello.WorkerId;
-        if (string.IsNullOrWhiteSpace(id) || id.Length > 253)
+        if (WorkerIds.Problem(id) is { } problem)
         {
-            throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, "The hello needs a worker_id of 1 to 253 characters.");
+            throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"The hello's worker_id is refused: {problem}");
         }
 
         if (hello.ProtocolVersion != 1)
@@ -157,6 +162,14 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
 
         lock (_sync)
         {
+            if (_nonFiniteAnswers.GetValueOrDefault(id) >= MaxNonFiniteAnswers)
+            {
+                // A worker that keeps computing NaN where the others do not is broken (its memory, its CPU, its local data):
+                // taking it back would cost a re-plan and a shard each time, for ever. Refused at its hello, it exits with
+                // this message instead of rejoining.
+                throw new GrpcStatusException(GrpcStatusCode.FailedPrecondition, $"Worker '{id}' answered {MaxNonFiniteAnswers} steps of this run with a gradient or loss that is NaN or infinite while the other workers' were finite, so it is not admitted again in this run. Check the machine it runs on and its --data-dir.");
+            }
+
             if (_members.Concat(_pending).Any(m => m.Id == id && m.IsLive))
             {
                 throw new GrpcStatusException(GrpcStatusCode.AlreadyExists, $"A worker with id '{id}' is already a member.");

@@ -48,6 +48,7 @@ public sealed class TrainingMetrics : ITrainingObserver, IDisposable
         _meter.CreateObservableCounter(MetricNames.Failures, () => grain.Counters.Failures, description: "Workers dropped after a failure");
         _meter.CreateObservableCounter(MetricNames.Reassignments, () => grain.Counters.ReassignedSamples, description: "Samples recomputed by other workers after a failure");
         _meter.CreateObservableCounter(MetricNames.LateGradients, () => grain.Counters.LateGradients, description: "Gradients for an old weight version, dropped");
+        _meter.CreateObservableCounter(MetricNames.NonFiniteAnswers, () => grain.Counters.NonFiniteAnswers, description: "Answers with NaN or infinity from a worker whose peers answered the step with finite numbers");
         _meter.CreateObservableCounter(MetricNames.BytesSent, () => transport().Sent, "By", "Bytes sent to workers");
         _meter.CreateObservableCounter(MetricNames.BytesReceived, () => transport().Received, "By", "Bytes received from workers");
         // One series per current member: the label set is bounded by the membership, not by history.
