@@ -15,4 +15,10 @@ foreach (var option in command.Options)
 root.Action = command.Action;
 // Ctrl+C and SIGTERM: the worker finishes its step and says goodbye, however long that takes (a second signal ends it).
 using var signals = new TerminationSignals();
-return signals.ExitCode(await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, signals.Token));
+var parse = root.Parse(args);
+if (ParseErrors.Report(parse, Console.Error))
+{
+    return 1;
+}
+
+return signals.ExitCode(await parse.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, signals.Token));

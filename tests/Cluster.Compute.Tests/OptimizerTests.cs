@@ -111,4 +111,18 @@ public sealed class OptimizerTests
         Assert.Throws<FormatException>(() => LearningRateSchedule.Parse("step:0:0.5"));
         Assert.Throws<FormatException>(() => LearningRateSchedule.Parse("cosine"));
     }
+
+    [Theory]
+    [InlineData("step:2:0,5")]
+    [InlineData("exp:0,9")]
+    [InlineData("step:1,000:0.5")]
+    [InlineData("exp:Infinity")]
+    [InlineData("step:2:NaN")]
+    [InlineData("exp:-0.5")]
+    public void Schedules_ACommaForThePointOrANonFiniteGamma_AreRefused(string text)
+    {
+        // Before, "step:2:0,5" read its gamma as 5 (a comma is a thousands separator by default), and exp:Infinity was taken.
+        var error = Assert.Throws<FormatException>(() => LearningRateSchedule.Parse(text));
+        Assert.Contains(text, error.Message);
+    }
 }

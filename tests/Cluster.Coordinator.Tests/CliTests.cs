@@ -172,6 +172,55 @@ public sealed class CliTests : IDisposable
     }
 
     [Theory]
+    [InlineData("--seed takes a whole number, 0 or more; '-1' is not one.", " train --help'", "train", "--seed", "-1")]
+    [InlineData("--epochs takes a whole number; 'five' is not one.", " train --help'", "train", "--epochs", "five")]
+    [InlineData("--lr takes a number (e.g. 0.1 or 1e-3); '0,1' is not one.", " train --help'", "train", "--lr", "0,1")]
+    [InlineData("Unrecognized command or argument '--sed'. Did you mean '--seed'?", " train --help'", "train", "--sed", "3")]
+    [InlineData("Unrecognized command or argument '--thread'. Did you mean '--threads'?", " bench gemm --help'", "bench", "gemm", "--thread", "2")]
+    [InlineData("Unrecognized command or argument 'trian'. Did you mean 'train'?", " --help' for its commands and options.", "trian")]
+    [InlineData(" bench' needs one of its commands: gemm, train, cluster.", " bench --help'", "bench")]
+    [InlineData("Unrecognized command or argument 'xyz'.", " summary --help'", "summary", "--model", "m.bin", "xyz")]
+    public async Task ParseError_SaysWhatIsWrongInTheCommandLinesWords_OnStandardError_WithoutTheWholeHelp(string said, string pointer, params string[] args)
+    {
+        var (code, output, error) = await RunAsync(args);
+        Assert.Equal(1, code);
+        // Before: "Cannot parse argument '-1' for option '--seed' as expected type 'System.UInt64'." and the whole help on
+        // standard output; a mistyped option or command had no suggestion.
+        Assert.StartsWith("error: ", error);
+        Assert.EndsWith(said, error.Split('\n')[0].TrimEnd());
+        // The root's name is the executable's ("cluster"; here, the test host's).
+        Assert.Contains(pointer, error.Split('\n')[^2]);
+        Assert.DoesNotContain("System.", error);
+        Assert.Equal("", output);
+    }
+
+    [Fact]
+    public async Task EnvironmentTwin_NumberWithACommaForItsPoint_IsRefused_NotReadAsThousands()
+    {
+        // Before, CLUSTER_LR=0,1 (as --lr 0,1) trained with a learning rate of 1.
+        Environment.SetEnvironmentVariable("CLUSTER_LR", "0,1");
+        try
+        {
+            var (code, _, error) = await RunAsync("train", "--dataset", Classes("comma.csv", 30, 1), "--label", "colour", "--quiet");
+            Assert.Equal(1, code);
+            Assert.Contains("CLUSTER_LR='0,1' is not a number (e.g. 0.1 or 1e-3)", error);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("CLUSTER_LR", null);
+        }
+    }
+
+    [Fact]
+    public async Task ParseError_NoArgumentsAtAll_StillShowsTheHelp()
+    {
+        var (code, output, _) = await RunAsync();
+        Assert.Equal(1, code);
+        Assert.Contains("train", output);
+        Assert.Contains("Description:", output);
+    }
+
+    [Theory]
     [InlineData(254)]
     [InlineData(0)]
     public async Task Worker_IdTheCoordinatorWouldRefuse_FailsBeforeDialling(int length)

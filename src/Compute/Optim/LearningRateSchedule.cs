@@ -27,12 +27,12 @@ public sealed record LearningRateSchedule(string Kind, int StepEpochs = 1, doubl
                 case "constant" or "none" when parts.Length == 1:
                     return Constant;
                 case "step" when parts.Length == 3:
-                    var every = int.Parse(parts[1], CultureInfo.InvariantCulture);
-                    var gamma = double.Parse(parts[2], CultureInfo.InvariantCulture);
-                    return every >= 1 && gamma > 0 ? new LearningRateSchedule("step", every, gamma) : throw new FormatException();
+                    var every = int.Parse(parts[1], NumberStyles.Integer, CultureInfo.InvariantCulture);
+                    var gamma = double.Parse(parts[2], NumberStyles.Float, CultureInfo.InvariantCulture);
+                    return every >= 1 && gamma > 0 && double.IsFinite(gamma) ? new LearningRateSchedule("step", every, gamma) : throw new FormatException();
                 case "exp" when parts.Length == 2:
-                    var g = double.Parse(parts[1], CultureInfo.InvariantCulture);
-                    return g > 0 ? new LearningRateSchedule("exp", 1, g) : throw new FormatException();
+                    var g = double.Parse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture);
+                    return g > 0 && double.IsFinite(g) ? new LearningRateSchedule("exp", 1, g) : throw new FormatException();
             }
         }
         catch (FormatException)

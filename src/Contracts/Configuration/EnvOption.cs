@@ -32,6 +32,23 @@ public static class EnvOption
             Description = env is null ? description : $"{description} [env: {env}]",
             DefaultValueFactory = _ => FromEnvironment(env, fallback),
         };
+        var type = Nullable.GetUnderlyingType(typeof(T)) ?? typeof(T);
+        if (type == typeof(float) || type == typeof(double))
+        {
+            // Numbers in the invariant culture without thousands separators: by default "--lr 0,1" read as 1.
+            option.CustomParser = result =>
+            {
+                var token = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
+                if (ParseErrors.TryParse(type, token, out var value))
+                {
+                    return (T)value;
+                }
+
+                result.AddError($"{name} takes {ParseErrors.Expected(type)}; '{token}' is not one.");
+                return fallback;
+            };
+        }
+
         lock (RegistryLock)
         {
             KnownOptions[name] = env;
@@ -54,13 +71,13 @@ public static class EnvOption
         {
             object value = type == typeof(string) ? raw
                 : type == typeof(bool) ? ParseBool(raw)
-                : type == typeof(ulong) ? ulong.Parse(raw, CultureInfo.InvariantCulture)
+                : ParseErrors.Expected(type) is not null ? (ParseErrors.TryParse(type, raw.Trim(), out var number) ? number : throw new FormatException())
                 : Convert.ChangeType(raw, type, CultureInfo.InvariantCulture);
             return (T)value;
         }
         catch (Exception ex) when (ex is FormatException or InvalidCastException or OverflowException)
         {
-            throw new ArgumentException($"Environment variable {env}='{raw}' is not a valid {type.Name}; fix or unset it.", ex);
+            throw new ArgumentException($"Environment variable {env}='{raw}' is not {ParseErrors.Expected(type) ?? $"a valid {type.Name}"}; fix or unset it.", ex);
         }
     }
 

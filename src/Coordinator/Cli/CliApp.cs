@@ -32,7 +32,13 @@ public static class CliApp
         using var signals = new TerminationSignals(cancellationToken);
         try
         {
-            return signals.ExitCode(await Build().Parse(args).InvokeAsync(config, signals.Token).ConfigureAwait(false));
+            var parse = Build().Parse(args);
+            if (ParseErrors.Report(parse, config.Error))
+            {
+                return 1;
+            }
+
+            return signals.ExitCode(await parse.InvokeAsync(config, signals.Token).ConfigureAwait(false));
         }
         catch (ArgumentException ex)
         {
