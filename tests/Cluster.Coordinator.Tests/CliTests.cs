@@ -236,6 +236,42 @@ public sealed class CliTests : IDisposable
         Assert.DoesNotContain("--worker-id", error);
     }
 
+    [Theory]
+    [InlineData("--model", "blocker/model.bin")]
+    [InlineData("--report", "blocker/run.json")]
+    [InlineData("--plot", "blocker/run.svg")]
+    [InlineData("--checkpoint-dir", "blocker/checkpoints")]
+    [InlineData("--model", ".")]
+    public async Task Train_AnOutputThatCannotBeWritten_FailsBeforeTraining(string option, string path)
+    {
+        // A file where a folder should be. Before, the run trained to the end and then lost its model (or report) to it.
+        File.WriteAllText(Path.Combine(_dir, "blocker"), "a file");
+        var report = Path.Combine(_dir, "fine.json");
+        string[] args = ["train", "--dataset", Classes("w.csv", 30, 1), "--label", "colour", "--epochs", "1", option, Path.Combine(_dir, path)];
+        var (code, output, error) = await RunAsync(option == "--report" ? args : [.. args, "--report", report]);
+        Assert.Equal(1, code);
+        Assert.Contains($"error: {option} {Path.Combine(_dir, path)} cannot be written", error);
+        Assert.Contains("nothing was trained", error);
+        Assert.DoesNotContain("Training", output);
+        Assert.False(File.Exists(report));
+        Assert.Equal(["blocker", "w.csv"], Directory.GetFileSystemEntries(_dir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void Finish_AnOutputThatFailsAtTheEnd_DoesNotCostTheOthers()
+    {
+        File.WriteAllText(Path.Combine(_dir, "blocker"), "a file");
+        var run = Cluster.Tests.Shared.TestRuns.Run();
+        var model = Path.Combine(_dir, "kept.bin");
+        var settings = new Runs.TrainSettings { ModelPath = model, ReportPath = Path.Combine(_dir, "blocker", "run.json"), PlotPath = Path.Combine(_dir, "kept.svg"), Quiet = true };
+        using var backend = new Compute.Backends.ManagedBackend(1);
+        var error = Assert.Throws<IOException>(() => Runs.RunOutputs.Finish(TextWriter.Null, settings, run, [], null, new Compute.Training.TrainingState(), backend, 1, null));
+        Assert.StartsWith("Training finished, but --report ", error.Message);
+        Assert.DoesNotContain("--model", error.Message);
+        Assert.Equal(run.Model.Parameters, Compute.Models.ModelFile.Load(model).Parameters);
+        Assert.True(File.Exists(Path.Combine(_dir, "kept.svg")));
+    }
+
     [Fact]
     public async Task EnvironmentTwin_IsUsed_AndBadValueNamesTheVariable()
     {

@@ -22,6 +22,7 @@ public static class ClusterRunner
     /// <summary>Prepares, trains, evaluates, saves and reports; returns the exit code.</summary>
     public static async Task<int> RunAsync(TrainSettings settings, ClusterSettings cluster, TextWriter output, CancellationToken cancellationToken)
     {
+        RunOutputs.CheckWritable(settings);
         var clock = Stopwatch.StartNew();
         // The HTTP side comes up first, so health probes pass while the data is fetched and loaded.
         var scope = new object();

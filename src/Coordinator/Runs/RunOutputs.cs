@@ -40,10 +40,24 @@ public static class RunOutputs
                 : string.Create(c, $"Training RMSE: {last.TrainRmse:0.00000} (loss {last.TrainLoss:0.00000}); no test set"));
         }
 
+        // Each output is written even when another cannot be: a full disk must not cost the model because the report failed.
+        var failures = new List<string>();
+        void Write(string option, string path, Action write, string said)
+        {
+            try
+            {
+                write();
+                Say(output, settings, said);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                failures.Add($"{option} {path}: {ex.Message}");
+            }
+        }
+
         if (settings.ModelPath is { } modelPath)
         {
-            ModelFile.Save(run.Model, modelPath);
-            Say(output, settings, $"Model saved to {modelPath}");
+            Write("--model", modelPath, () => ModelFile.Save(run.Model, modelPath), $"Model saved to {modelPath}");
         }
 
         if (settings.ReportPath is { } reportPath)
@@ -60,15 +74,58 @@ public static class RunOutputs
                 TotalSeconds = seconds,
                 State = state,
             };
-            TrainingReport.Write(reportPath, description, history, extra);
-            Say(output, settings, $"Report written to {reportPath}");
+            Write("--report", reportPath, () => TrainingReport.Write(reportPath, description, history, extra), $"Report written to {reportPath}");
         }
 
-        var plot = settings.PlotPath ?? (settings.ReportPath is { } r ? Path.ChangeExtension(r, ".svg") : null);
-        if (plot is not null)
+        if (PlotPath(settings) is { } plot)
         {
-            TrainingPlot.Write(plot, history, $"{run.DatasetName} {run.Model.Shape()}");
-            Say(output, settings, $"Plot written to {plot}");
+            Write("--plot", plot, () => TrainingPlot.Write(plot, history, $"{run.DatasetName} {run.Model.Shape()}"), $"Plot written to {plot}");
+        }
+
+        if (failures.Count > 0)
+        {
+            throw new IOException($"Training finished, but {string.Join("; ", failures)}.");
+        }
+    }
+
+    /// <summary>Where the plot goes: --plot, else next to the report as .svg, else nowhere.</summary>
+    private static string? PlotPath(TrainSettings settings) => settings.PlotPath ?? (settings.ReportPath is { } r ? Path.ChangeExtension(r, ".svg") : null);
+
+    /// <summary>
+    /// Checks, before anything is loaded or trained, that the model, report, plot and checkpoints can be written where
+    /// asked: makes their folders and creates (and removes) the temporary file each save writes first. A run of hours
+    /// must not end by losing its model to a mistyped path.
+    /// </summary>
+    public static void CheckWritable(TrainSettings settings)
+    {
+        var files = new[] { ("--model", settings.ModelPath), ("--report", settings.ReportPath), ("--plot", PlotPath(settings)) };
+        var folders = new[] { ("--checkpoint-dir", settings.CheckpointDirectory), ("--resume", settings.Resume) };
+        foreach (var (option, path) in files.Concat(folders))
+        {
+            if (path is null)
+            {
+                continue;
+            }
+
+            try
+            {
+                var full = Path.GetFullPath(path);
+                var isFolder = folders.Contains((option, path));
+                if (!isFolder && Directory.Exists(full))
+                {
+                    throw new IOException("it is a folder");
+                }
+
+                var folder = isFolder ? full : Path.GetDirectoryName(full)!;
+                Directory.CreateDirectory(folder);
+                using (File.Create(isFolder ? Path.Combine(folder, $".write-check-{Environment.ProcessId}.tmp") : full + ".tmp", 1, FileOptions.DeleteOnClose))
+                {
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+            {
+                throw new IOException($"{option} {path} cannot be written ({ex.Message}); nothing was trained.", ex);
+            }
         }
     }
 
