@@ -181,4 +181,28 @@ public sealed class DataTests : IDisposable
         Tolerances.Close(1.2247, data.Features[4], 1e-3);
         Assert.Equal(0f, data.Features[1]);
     }
+
+    [Fact]
+    public void WithColumnsOf_SameColumnsInAnotherOrder_AreReordered_ValuesFollowingTheirNames()
+    {
+        var data = CsvLoader.Load(new StringReader("b,kind,a,c\n1,cat,2,3\n4,dog,5,6\n"), "d.csv", "kind");
+        var ordered = data.WithColumnsOf(["a", "B", "c"], "the model");
+        Assert.Equal(["a", "b", "c"], ordered.FeatureNames!);
+        Assert.Equal([2f, 1f, 3f, 5f, 4f, 6f], ordered.Features);
+        Assert.Equal(data.Labels, ordered.Labels);
+        Assert.Same(data, data.WithColumnsOf(["B", "A", "C"], "the model"));
+        Assert.Same(data, data.WithColumnsOf(null, "the model"));
+    }
+
+    [Theory]
+    [InlineData("a,b,d")]
+    [InlineData("a,b")]
+    [InlineData("a,b,c,d")]
+    [InlineData("a,a,b")]
+    public void WithColumnsOf_AMissingUnknownOrRepeatedColumn_IsAnError(string wanted)
+    {
+        var data = CsvLoader.Load(new StringReader("b,kind,a,c\n1,cat,2,3\n4,dog,5,6\n"), "d.csv", "kind");
+        var error = Assert.Throws<InvalidDataException>(() => data.WithColumnsOf(wanted.Split(','), "the model"));
+        Assert.Equal($"d.csv's feature columns are b, a, c; the model takes {wanted.Replace(",", ", ", StringComparison.Ordinal)}.", error.Message);
+    }
 }

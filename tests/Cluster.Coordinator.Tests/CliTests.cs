@@ -108,6 +108,22 @@ public sealed class CliTests : IDisposable
         Assert.Equal("prediction,confidence", lines[0]);
         Assert.StartsWith("red,", lines[1]);
         Assert.StartsWith("green,", lines[2]);
+
+        // The same rows with their columns the other way round: matched by name, the same predictions (before, y was
+        // read as x and x as y). A column the model does not know is refused, naming both lists.
+        var swapped = Csv("swapped.csv", i => i == 0 ? "0,2" : "1.7,-1", 2, "y,x");
+        var (swappedCode, swappedPredictions, swappedError) = await RunAsync("predict", "--model", model, "--input", swapped);
+        Assert.True(swappedCode == 0, swappedError);
+        Assert.Equal(predictions, swappedPredictions);
+        var unknown = Csv("unknown.csv", _ => "0,2", 1, "y,z");
+        var (unknownCode, _, unknownError) = await RunAsync("predict", "--model", model, "--input", unknown);
+        Assert.Equal(1, unknownCode);
+        Assert.Contains("unknown.csv's feature columns are y, z; the model takes x, y.", unknownError);
+        var swappedTest = Path.Combine(_dir, "swapped-test.csv");
+        File.WriteAllLines(swappedTest, File.ReadAllLines(test).Select(l => string.Join(',', l.Split(',') is var f ? new[] { f[2], f[1], f[0] } : [])));
+        var (swappedEvalCode, swappedEval, _) = await RunAsync("evaluate", "--model", model, "--dataset", swappedTest);
+        Assert.Equal(0, swappedEvalCode);
+        Assert.Equal(eval.Replace("test.csv", "swapped-test.csv", StringComparison.Ordinal), swappedEval);
     }
 
     [Fact]

@@ -96,6 +96,49 @@ public sealed class Dataset
     /// <summary>One sample's features.</summary>
     public ReadOnlySpan<float> Row(int index) => Features.AsSpan(index * FeatureCount, FeatureCount);
 
+    /// <summary>
+    /// This dataset with its feature columns in the order of <paramref name="names"/> (a model's, or a training file's):
+    /// the same columns in another order are put in that order, so no feature is read as another; a missing, unknown or
+    /// repeated column is an error that names both lists. Where either side has no names (MNIST, a model written by hand)
+    /// it is returned as it is, and the column count alone is checked by the caller.
+    /// </summary>
+    /// <param name="names">The feature names wanted, in order.</param>
+    /// <param name="whose">Whose columns they are, for the error ("the model").</param>
+    public Dataset WithColumnsOf(string[]? names, string whose)
+    {
+        if (names is null || FeatureNames is null || names.SequenceEqual(FeatureNames, StringComparer.OrdinalIgnoreCase))
+        {
+            return this;
+        }
+
+        var source = new int[names.Length];
+        var ok = names.Length == FeatureNames.Length;
+        for (var j = 0; ok && j < names.Length; j++)
+        {
+            var matches = Enumerable.Range(0, FeatureNames.Length).Where(i => string.Equals(FeatureNames[i], names[j], StringComparison.OrdinalIgnoreCase)).Take(2).ToArray();
+            ok = matches.Length == 1 && names.Count(n => string.Equals(n, names[j], StringComparison.OrdinalIgnoreCase)) == 1;
+            source[j] = ok ? matches[0] : -1;
+        }
+
+        if (!ok)
+        {
+            throw new InvalidDataException($"{Name}'s feature columns are {string.Join(", ", FeatureNames)}; {whose} takes {string.Join(", ", names)}.");
+        }
+
+        var features = new float[Features.Length];
+        for (var s = 0; s < Count; s++)
+        {
+            var row = Row(s);
+            var to = features.AsSpan(s * FeatureCount, FeatureCount);
+            for (var j = 0; j < source.Length; j++)
+            {
+                to[j] = row[source[j]];
+            }
+        }
+
+        return new Dataset(Name, FeatureCount, features, Labels, ClassCount == 0 ? 2 : ClassCount, Targets, TargetCount, ClassNames, [.. source.Select(i => FeatureNames[i])]);
+    }
+
     /// <summary>A new dataset of the given samples, in the given order.</summary>
     public Dataset Subset(ReadOnlySpan<int> indices, string? name = null)
     {

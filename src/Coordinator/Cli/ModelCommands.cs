@@ -40,7 +40,8 @@ public static class ModelCommands
             {
                 var labelName = r.GetValue(label) ?? m.Metadata.LabelName
                     ?? throw new ArgumentException("The model does not record its label column; pass --label.");
-                data = CsvLoader.Load(name, labelName, m.Metadata.ClassNames is null ? CsvTask.Regression : CsvTask.Classification, m.Metadata.ClassNames);
+                data = CsvLoader.Load(name, labelName, m.Metadata.ClassNames is null ? CsvTask.Regression : CsvTask.Classification, m.Metadata.ClassNames)
+                    .WithColumnsOf(m.Metadata.FeatureNames, "the model");
                 Standardizer.Apply(data, m.Metadata);
             }
 
@@ -135,7 +136,8 @@ public static class ModelCommands
             var hasLabel = label is not null && header.Split(',').Any(h => string.Equals(h.Trim(), label, StringComparison.OrdinalIgnoreCase));
             using var text = new StringReader(header + "\n" + reader.ReadToEnd());
             var task = model.Metadata.ClassNames is null ? CsvTask.Regression : CsvTask.Classification;
-            data = CsvLoader.Load(text, Path.GetFileName(path), hasLabel ? label : null, task, model.Metadata.ClassNames);
+            data = CsvLoader.Load(text, Path.GetFileName(path), hasLabel ? label : null, task, model.Metadata.ClassNames)
+                .WithColumnsOf(model.Metadata.FeatureNames, "the model");
         }
 
         if (data.FeatureCount != model.InputSize)

@@ -35,7 +35,7 @@ public sealed class TrainingOptionSet
     private readonly Option<string> _schedule = EnvOption.Create("--lr-schedule", "constant, step:EPOCHS:GAMMA or exp:GAMMA.", "CLUSTER_LR_SCHEDULE", "constant");
     private readonly Option<double> _validationSplit = EnvOption.Create("--validation-split", "Fraction of the training data held out for validation (0 = none).", "CLUSTER_VALIDATION_SPLIT", 0.0);
     private readonly Option<int> _earlyStopping = EnvOption.Create("--early-stopping", "Stop after this many epochs without a better validation loss, keeping the best weights (0 = off).", "CLUSTER_EARLY_STOPPING", 0);
-    private readonly Option<bool> _standardize = EnvOption.Create("--standardize", "Scale CSV features to zero mean and unit variance (fitted on the training data, saved with the model).", "CLUSTER_STANDARDIZE", true);
+    private readonly Option<bool> _standardize = EnvOption.Create("--standardize", "Scale CSV features to zero mean and unit variance (fitted on the training data, saved with the model). On by default; --standardize false turns it off.", "CLUSTER_STANDARDIZE", true);
     private readonly Option<string?> _initModel = EnvOption.Create<string?>("--init-model", "Start from a saved model (binary or .json) instead of random weights.", "CLUSTER_INIT_MODEL", null);
     private readonly Option<string?> _model = EnvOption.Create<string?>("--model", "Save the trained model here (.json for JSON, else binary).", "CLUSTER_MODEL", null);
     private readonly Option<string?> _report = EnvOption.Create<string?>("--report", "Write the training report (JSON) here.", "CLUSTER_REPORT", null);

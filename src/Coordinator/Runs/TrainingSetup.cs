@@ -36,8 +36,9 @@ public static class TrainingSetup
             }
 
             var classNames = initial?.Metadata.ClassNames;
-            train = CsvLoader.Load(s.Dataset, s.Label, s.Task, classNames);
-            test = s.TestData is null ? null : CsvLoader.Load(s.TestData, s.Label, train.IsClassification ? CsvTask.Classification : CsvTask.Regression, train.ClassNames);
+            train = CsvLoader.Load(s.Dataset, s.Label, s.Task, classNames).WithColumnsOf(initial?.Metadata.FeatureNames, "the --init-model");
+            test = s.TestData is null ? null : CsvLoader.Load(s.TestData, s.Label, train.IsClassification ? CsvTask.Classification : CsvTask.Regression, train.ClassNames)
+                .WithColumnsOf(train.FeatureNames, Path.GetFileName(s.Dataset));
             name = Path.GetFileName(s.Dataset);
             metadata = new ModelMetadata { Dataset = name, FeatureNames = train.FeatureNames, LabelName = s.Label, ClassNames = train.ClassNames };
             if (initial is not null)
