@@ -273,6 +273,33 @@ public sealed class CliTests : IDisposable
         Assert.Equal(["blocker", "w.csv"], Directory.GetFileSystemEntries(_dir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
     }
 
+    [Theory]
+    [InlineData("--layers", "8", "--layers 8 differs from the --init-model's hidden layers 16,4;")]
+    [InlineData("--layers", "", "--layers (none) differs from the --init-model's hidden layers 16,4;")]
+    [InlineData("--activation", "tanh", "--activation tanh differs from the --init-model's hidden activation relu;")]
+    [InlineData("--output-activation", "sigmoid", "--output-activation sigmoid differs from the --init-model's output activation softmax;")]
+    [InlineData("--dropout", "0.5", "--dropout 0.5 differs from the --init-model's dropout 0;")]
+    [InlineData("--init", "he-normal", "--init chooses random starting weights and --init-model gives them")]
+    [InlineData("--layers", "16,4", null)]
+    [InlineData("--activation", "relu", null)]
+    public async Task Train_InitModelWithAnOptionThatWouldShapeItOtherwise_IsRefused(string option, string value, string? said)
+    {
+        // Before, the option was ignored without a word: the run trained the saved model's shape.
+        var data = Classes("shape.csv", 30, 1);
+        var model = Path.Combine(_dir, "shape.bin");
+        var (code, _, error) = await RunAsync("train", "--dataset", data, "--label", "colour", "--layers", "16,4", "--epochs", "1", "--model", model, "--quiet");
+        Assert.True(code == 0, error);
+        (code, _, error) = await RunAsync("train", "--dataset", data, "--label", "colour", "--init-model", model, "--epochs", "1", "--quiet", option, value);
+        if (said is null)
+        {
+            Assert.True(code == 0, error);
+            return;
+        }
+
+        Assert.Equal(1, code);
+        Assert.Contains(said, error);
+    }
+
     [Fact]
     public void Finish_AnOutputThatFailsAtTheEnd_DoesNotCostTheOthers()
     {

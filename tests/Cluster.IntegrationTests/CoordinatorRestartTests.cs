@@ -17,6 +17,8 @@ public sealed class CoordinatorRestartTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("cluster-restart").FullName;
     private readonly List<Process> _processes = [];
+    // Each process's output readers, which finish once it has exited and everything it wrote was read.
+    private readonly Dictionary<Process, Task> _pumps = [];
     private readonly System.Collections.Concurrent.ConcurrentQueue<string> _log = new();
 
     public void Dispose()
@@ -67,7 +69,7 @@ public sealed class CoordinatorRestartTests : IDisposable
         psi.Environment["CLUSTER_TOKEN"] = "restart-token";
         var p = Process.Start(psi)!;
         var name = $"{args[0]}#{_processes.Count}";
-        _ = ChildOutput.Pump(p, name, line =>
+        _pumps[p] = ChildOutput.Pump(p, name, line =>
         {
             if (!line.Contains("GetStatus", StringComparison.Ordinal))
             {
@@ -111,6 +113,21 @@ public sealed class CoordinatorRestartTests : IDisposable
         {
             return null;
         }
+    }
+
+    [Fact]
+    public async Task Coordinator_ListenAddressInUse_SaysSoInOneLine_WithoutTheHostsStackTrace()
+    {
+        using var taken = new TcpListener(IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((IPEndPoint)taken.LocalEndpoint).Port;
+        var coordinator = Start("coordinator", "--dataset", WriteCsv(), "--label", "label", "--listen", $"http://127.0.0.1:{port}", "--quiet");
+        await _pumps[coordinator].WaitAsync(TimeSpan.FromMinutes(2));
+        Assert.True(coordinator.WaitForExit(60_000), "the coordinator did not stop");
+        Assert.Equal(1, coordinator.ExitCode);
+        // Before, the host logged "Hosting failed to start" with the whole stack trace ahead of the error.
+        Assert.Contains(_log, line => line.Contains($"error: Failed to bind to address http://127.0.0.1:{port}: address already in use.", StringComparison.Ordinal));
+        Assert.DoesNotContain(_log, line => line.Contains("Hosting failed to start", StringComparison.Ordinal) || line.Contains(" at ", StringComparison.Ordinal));
     }
 
     [Theory]

@@ -13,6 +13,9 @@ public static class Logs
     {
         b.SetMinimumLevel(minimum);
         b.AddFilter("Microsoft.AspNetCore", minimum <= LogLevel.Debug ? minimum : Max(minimum, LogLevel.Warning));
+        // The host logs a failed start (a port in use) with its whole stack trace; the exception reaches the command,
+        // which says it in one line ("error: Failed to bind to address ...: address already in use.").
+        b.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", minimum <= LogLevel.Debug ? minimum : LogLevel.Critical);
         if (format == "json")
         {
             b.AddJsonConsole(o =>

@@ -112,8 +112,14 @@ public sealed class TrainingOptionSet
             SharedMemory = Cluster.WorkerSilo.WorkerCli.ParseSharedMemory(r.GetValue(_sharedMemory)),
             PlotPath = r.GetValue(_plot),
             LogFormat = r.GetValue(_logFormat) is "text" or "json" ? r.GetValue(_logFormat)! : throw new ArgumentException("--log-format must be text or json."),
+            ShapeGiven = new HashSet<string>(new Option[] { _layers, _activation, _dropout, _init }.Where(o => Given(r, o)).Select(o => o.Name)),
         };
     }
+
+    /// <summary>Whether <paramref name="option"/> was given on the command line or by its environment twin, not left to its default.</summary>
+    private static bool Given(ParseResult r, Option option) =>
+        r.GetResult(option) is { Implicit: false }
+        || (EnvOption.Registry.GetValueOrDefault(option.Name) is { } env && !string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(env)));
 
     private static CsvTask ParseTask(string s) => s.ToLowerInvariant() switch
     {

@@ -26,6 +26,12 @@ public sealed record TrainSettings
     /// <summary>Hidden layer sizes.</summary>
     public int[] Hidden { get; init; } = [128, 64];
 
+    /// <summary>
+    /// Which of the options that shape a new model (--layers, --activation, --dropout, --init) were given, on the command
+    /// line or by their environment twins: with --init-model they must agree with the model, which keeps its own.
+    /// </summary>
+    public IReadOnlySet<string> ShapeGiven { get; init; } = new HashSet<string>();
+
     /// <summary>Hidden activation.</summary>
     public Activation Activation { get; init; } = Activation.Relu;
 

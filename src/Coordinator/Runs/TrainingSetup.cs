@@ -1,3 +1,4 @@
+using System.Globalization;
 using Cluster.Compute;
 using Cluster.Compute.Data;
 using Cluster.Compute.Models;
@@ -126,6 +127,37 @@ public static class TrainingSetup
         if (model.OutputSize != width)
         {
             throw new ArgumentException($"--init-model has {model.OutputSize} outputs but the data needs {width}.");
+        }
+
+        // The model keeps its own shape: an option that would shape it otherwise is a mistake, not something to ignore.
+        var dense = model.Specs.Where(p => p.Kind == "dense").ToList();
+        var hidden = dense.SkipLast(1).ToList();
+        var dropout = model.Specs.FirstOrDefault(p => p.Kind == "dropout")?.Rate ?? 0f;
+        static ArgumentException Differs(string option, string given, string its) =>
+            new($"{option} {given} differs from the --init-model's {its}; drop {option} (the model keeps its own) or start from scratch.");
+        if (s.ShapeGiven.Contains("--layers") && !hidden.Select(h => h.Units).SequenceEqual(s.Hidden))
+        {
+            throw Differs("--layers", s.Hidden.Length == 0 ? "(none)" : string.Join(',', s.Hidden), hidden.Count == 0 ? "(no hidden layers)" : $"hidden layers {string.Join(',', hidden.Select(h => h.Units))}");
+        }
+
+        if (s.ShapeGiven.Contains("--activation") && hidden.FirstOrDefault(h => h.Activation != s.Activation) is { } other)
+        {
+            throw Differs("--activation", Names.Of(s.Activation), $"hidden activation {Names.Of(other.Activation)}");
+        }
+
+        if (s.OutputActivation is { } output && output != dense[^1].Activation)
+        {
+            throw Differs("--output-activation", Names.Of(output), $"output activation {Names.Of(dense[^1].Activation)}");
+        }
+
+        if (s.ShapeGiven.Contains("--dropout") && s.Dropout != dropout)
+        {
+            throw Differs("--dropout", s.Dropout.ToString(CultureInfo.InvariantCulture), $"dropout {dropout.ToString(CultureInfo.InvariantCulture)}");
+        }
+
+        if (s.ShapeGiven.Contains("--init"))
+        {
+            throw new ArgumentException("--init chooses random starting weights and --init-model gives them; use one of the two.");
         }
     }
 }
