@@ -222,7 +222,17 @@ public sealed partial class SiloHost
 
                         break;
                     case CoordinatorMessage.BodyOneofCase.Shard:
-                        await _grain.LoadShardAsync(message.Shard, CancellationToken.None).ConfigureAwait(false);
+                        try
+                        {
+                            await _grain.LoadShardAsync(message.Shard, CancellationToken.None).ConfigureAwait(false);
+                        }
+                        catch (Exception ex) when (message.Shard.LoadLocally && ex is IOException or InvalidDataException)
+                        {
+                            // Its own --data-dir failed it (checked at start, changed since): joining again would fail the same way.
+                            LogLocalDataFailed(_logger, ex.Message);
+                            return 1;
+                        }
+
                         if (message.Shard.Last)
                         {
                             await call.WriteAsync(new WorkerMessage { ShardReady = new ShardReady { Generation = message.Shard.Generation } }, CancellationToken.None).ConfigureAwait(false);
@@ -341,6 +351,9 @@ public sealed partial class SiloHost
 
     [LoggerMessage(EventId = 107, Level = LogLevel.Information, Message = "Tensors go over the stream: the coordinator's shared-memory file cannot be used here ({Reason})")]
     private static partial void LogNoSharedMemory(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 108, Level = LogLevel.Error, Message = "This worker's --data-dir cannot give its shard: {Reason}")]
+    private static partial void LogLocalDataFailed(ILogger logger, string reason);
 
     [LoggerMessage(EventId = 106, Level = LogLevel.Information, Message = "Worker {WorkerId} leaving: goodbye sent")]
     private static partial void LogLeaving(ILogger logger, string workerId);

@@ -1,4 +1,6 @@
 using System.CommandLine;
+using Cluster.Compute.Backends;
+using Cluster.Compute.Data;
 using Cluster.Contracts.Configuration;
 using Cluster.Contracts.Grains;
 using Cluster.Contracts.Metrics;
@@ -17,7 +19,7 @@ public static class WorkerCli
         var workerId = EnvOption.Create<string?>("--worker-id", "Unique worker id (default: POD_NAME, else host name and process id).", "CLUSTER_WORKER_ID", null);
         var threads = EnvOption.Create("--threads", "Compute threads.", "CLUSTER_THREADS", 1);
         var backend = EnvOption.Create("--backend", "Compute backend: auto, managed or openblas.", "CLUSTER_BACKEND", "auto");
-        var dataDir = EnvOption.Create<string?>("--data-dir", "Load MNIST from this folder instead of receiving the shard from the coordinator.", "CLUSTER_DATA_DIR", null);
+        var dataDir = EnvOption.Create<string?>("--data-dir", "Load MNIST from this folder instead of receiving the shard from the coordinator; its training files are checked (SHA-256) before the worker dials.", "CLUSTER_DATA_DIR", null);
         var token = EnvOption.Create<string?>("--token", "Cluster token (prefer --token-file or a mounted Secret).", "CLUSTER_TOKEN", null);
         var tokenFile = EnvOption.Create<string?>("--token-file", "File holding the cluster token.", "CLUSTER_TOKEN_FILE", null);
         var ca = EnvOption.Create<string?>("--ca-file", "Certificate to trust for a TLS coordinator (e.g. its self-signed certificate).", "CLUSTER_CA_FILE", null);
@@ -51,7 +53,7 @@ public static class WorkerCli
                     Coordinator = uri,
                     WorkerId = WorkerIdOf(r.GetValue(workerId)),
                     Threads = r.GetValue(threads) >= 1 ? r.GetValue(threads) : throw new ArgumentException("--threads must be at least 1."),
-                    Backend = r.GetValue(backend)!,
+                    Backend = BackendFactory.Names.Contains(r.GetValue(backend)!.ToLowerInvariant()) ? r.GetValue(backend)! : throw new ArgumentException($"--backend must be one of {string.Join(", ", BackendFactory.Names)}, not '{r.GetValue(backend)}'."),
                     DataDir = r.GetValue(dataDir),
                     Token = TokenSource.Read(r.GetValue(token), r.GetValue(tokenFile)),
                     TrustedCertificate = r.GetValue(ca),
@@ -71,7 +73,23 @@ public static class WorkerCli
                 return 1;
             }
 
-            return await RunAsync(options, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                // The training files of --data-dir are checked before dialling (SHA-256, as 'data fetch' does), so a worker
+                // never trains on a partial or different copy, and a wrong folder is said at once instead of at admission.
+                if (options.DataDir is { } dir)
+                {
+                    MnistFetcher.Verify(dir, trainOnly: true);
+                }
+
+                return await RunAsync(options, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is InvalidOperationException or InvalidDataException or IOException)
+            {
+                // A backend that cannot start here (openblas without its library), a missing or corrupt --data-dir.
+                await error.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+                return 1;
+            }
         });
         return command;
     }

@@ -101,6 +101,13 @@ public sealed class CliTests : IDisposable
         Assert.Equal(0, evalCode);
         Assert.Contains("accuracy", eval);
 
+        // Without --dataset, evaluate means MNIST: refused at once, not after fetching MNIST for a model of 2 inputs.
+        var mnistDir = Path.Combine(_dir, "mnist");
+        var (mnistCode, _, mnistError) = await RunAsync("evaluate", "--model", model, "--data-dir", mnistDir);
+        Assert.Equal(1, mnistCode);
+        Assert.Contains("The model takes 2 inputs (it was trained on train.csv); an MNIST image has 784. Give its data with --dataset FILE.csv.", mnistError);
+        Assert.False(Directory.Exists(mnistDir));
+
         var input = Csv("input.csv", i => i == 0 ? "2,0" : "-1,1.7", 2, "x,y");
         var (predictCode, predictions, _) = await RunAsync("predict", "--model", model, "--input", input);
         Assert.Equal(0, predictCode);
@@ -185,6 +192,13 @@ public sealed class CliTests : IDisposable
         (code, _, error) = await RunAsync("train", "--dataset", Path.Combine(_dir, "missing.csv"), "--label", "y");
         Assert.Equal(1, code);
         Assert.Contains("not found", error);
+        // Said for a person: no " (Parameter 'name')" or "Actual value was" after the message.
+        (code, _, error) = await RunAsync("train", "--dataset", train, "--label", "colour", "--backend", "cuda");
+        Assert.Equal(1, code);
+        Assert.Equal("error: Unknown backend 'cuda'; use one of: auto, managed, openblas.", error.Trim());
+        (code, _, error) = await RunAsync("train", "--dataset", train, "--label", "colour", "--validation-split", "1.5");
+        Assert.Equal(1, code);
+        Assert.Equal("error: --validation-split must be at least 0 and less than 1, not 1.5.", error.Trim());
     }
 
     [Theory]
@@ -234,6 +248,27 @@ public sealed class CliTests : IDisposable
         Assert.Equal(1, code);
         Assert.Contains("train", output);
         Assert.Contains("Description:", output);
+    }
+
+    [Fact]
+    public async Task Worker_BadBackendOrDataDir_FailsBeforeDialling()
+    {
+        // Before: an unknown backend was an unhandled exception with its stack trace; a --data-dir without MNIST (or
+        // with a corrupt copy) was found only once admitted, and the worker joined again and again.
+        string[] worker = ["worker", "--coordinator", "http://127.0.0.1:9", "--connect-timeout-seconds", "0.5"];
+        var (code, _, error) = await RunAsync([.. worker, "--backend", "cuda"]);
+        Assert.Equal(1, code);
+        Assert.Equal("error: --backend must be one of auto, managed, openblas, not 'cuda'.", error.Trim());
+        var dataDir = Path.Combine(_dir, "mnist");
+        Directory.CreateDirectory(dataDir);
+        (code, _, error) = await RunAsync([.. worker, "--data-dir", dataDir]);
+        Assert.Equal(1, code);
+        Assert.Contains($"MNIST file train-images-idx3-ubyte (or train-images-idx3-ubyte.gz) is missing from {dataDir}", error);
+        File.WriteAllText(Path.Combine(dataDir, "train-images-idx3-ubyte"), "not images");
+        File.WriteAllText(Path.Combine(dataDir, "train-labels-idx1-ubyte"), "not labels");
+        (code, _, error) = await RunAsync([.. worker, "--data-dir", dataDir]);
+        Assert.Equal(1, code);
+        Assert.Contains("train-images-idx3-ubyte is corrupt: its SHA-256 is", error);
     }
 
     [Theory]

@@ -322,6 +322,34 @@ public sealed class FaultToleranceTests
     }
 
     [Fact]
+    public async Task WorkerWhoseDataDirCannotGiveItsShard_ExitsWith1_InsteadOfJoiningAgainAndAgain()
+    {
+        // A run whose workers may load their shard themselves (it is named mnist), and a worker whose --data-dir has no
+        // files. The command line checks the folder at start; a silo whose files go missing later fails at its shard.
+        var run = TestRuns.Run(epochs: 1) with { DatasetName = "mnist" };
+        await using var cluster = await ClusterFixture.StartAsync(run, new ClusterOptions { MinWorkers = 1 });
+        using var stop = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        var training = cluster.Grain.RunAsync(stop.Token);
+        var empty = Directory.CreateTempSubdirectory("cluster-no-mnist");
+        try
+        {
+            using var worker = new WorkerGrain("local", dataDir: empty.FullName);
+            var host = new SiloHost(new WorkerOptions { Coordinator = cluster.Endpoint.GrpcAddress, WorkerId = "local", Token = "integration-token", ConnectTimeout = TimeSpan.FromSeconds(5) }, worker, NullLogger.Instance);
+            // Before, it lost the connection, joined again, was asked for the same shard, and so on until stopped.
+            Assert.Equal(1, await host.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60)));
+            Assert.Equal(0, host.StepsComputed);
+            await TestRuns.WaitForAsync(() => cluster.Grain.Counters.Failures == 1, "the worker's failure to be counted",
+                () => cluster.Grain.Counters.Failures.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => training);
+            empty.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task SilentWorker_DroppedAfterTheStepTimeout_ItsStreamEndsWithAborted()
     {
         await using var scene = await HostileScene.StartAsync(stepTimeout: TimeSpan.FromSeconds(2));

@@ -15,6 +15,9 @@ public static class Mnist
         ("t10k-labels-idx1-ubyte", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
     ];
 
+    /// <summary>Inputs of an MNIST sample: 28 x 28 pixels.</summary>
+    public const int Pixels = 28 * 28;
+
     /// <summary>Pixel scale applied on load (x / 255).</summary>
     public const float PixelScale = 1f / 255f;
 
@@ -39,7 +42,7 @@ public static class Mnist
             return gz;
         }
 
-        throw new FileNotFoundException($"MNIST file {name} (or {name}.gz) is missing from {directory}; run 'cluster data fetch mnist' or pass --data-dir.", plain);
+        throw new FileNotFoundException($"MNIST file {name} (or {name}.gz) is missing from {directory}; run 'cluster data fetch mnist --data-dir {directory}', or point --data-dir at the files.", plain);
     }
 
     /// <summary>Turns IDX images and labels into a dataset.</summary>

@@ -67,9 +67,24 @@ public static class CliApp
             catch (Exception ex) when (ex is ArgumentException or FormatException or InvalidDataException or FileNotFoundException
                 or DirectoryNotFoundException or InvalidOperationException or TrainingDivergedException or UnauthorizedAccessException or IOException)
             {
-                await error.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+                await error.WriteLineAsync($"error: {Describe(ex)}").ConfigureAwait(false);
                 return 1;
             }
         });
+    }
+
+    /// <summary>
+    /// An expected failure's message for a person: an argument exception's without the " (Parameter 'name')" and "Actual
+    /// value was" that .NET appends for programmers.
+    /// </summary>
+    public static string Describe(Exception ex)
+    {
+        var message = ex.Message;
+        if (ex is ArgumentException { ParamName: { } name } && message.IndexOf($" (Parameter '{name}')", StringComparison.Ordinal) is var cut and >= 0)
+        {
+            message = message[..cut];
+        }
+
+        return message;
     }
 }

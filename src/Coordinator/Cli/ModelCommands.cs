@@ -33,6 +33,13 @@ public static class ModelCommands
             var name = r.GetValue(dataset)!;
             if (string.Equals(name, "mnist", StringComparison.OrdinalIgnoreCase))
             {
+                if (m.InputSize != Mnist.Pixels)
+                {
+                    // Said before MNIST is fetched for nothing.
+                    var trainedOn = m.Metadata.Dataset is { } d ? $" (it was trained on {d})" : "";
+                    throw new ArgumentException($"The model takes {m.InputSize} inputs{trainedOn}; an MNIST image has {Mnist.Pixels}. Give its data with --dataset FILE.csv.");
+                }
+
                 await MnistFetcher.EnsureAsync(r.GetValue(dataDir)!, log: s => output.WriteLine(s), cancellationToken: cancellationToken).ConfigureAwait(false);
                 data = Mnist.LoadTest(r.GetValue(dataDir)!);
             }

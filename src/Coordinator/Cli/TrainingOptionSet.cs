@@ -97,7 +97,7 @@ public sealed class TrainingOptionSet
             Threads = threads > 0 ? threads : threads == 0 ? Environment.ProcessorCount : throw new ArgumentException("--threads must be positive."),
             Backend = r.GetValue(_backend)!,
             Schedule = LearningRateSchedule.Parse(r.GetValue(_schedule)!),
-            ValidationSplit = r.GetValue(_validationSplit),
+            ValidationSplit = r.GetValue(_validationSplit) is var split && split >= 0 && split < 1 ? split : throw new ArgumentException($"--validation-split must be at least 0 and less than 1, not {split.ToString(System.Globalization.CultureInfo.InvariantCulture)}."),
             EarlyStopping = r.GetValue(_earlyStopping),
             Standardize = r.GetValue(_standardize),
             InitModel = r.GetValue(_initModel),

@@ -218,6 +218,11 @@ public sealed partial class CoordinatorGrain
             Fail(m, "shard delivery failed: " + ex.Message);
             return false;
         }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // The run was stopped while this member failed: the stop is what ends the run, not this member's failure.
+            throw new OperationCanceledException("The run was stopped during a shard delivery.", ex, cancellationToken);
+        }
     }
 
     private async Task TryAsync(Member m, Task call)
