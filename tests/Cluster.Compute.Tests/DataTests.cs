@@ -140,6 +140,9 @@ public sealed class DataTests : IDisposable
     public void Csv_BadInput_IsReportedWithLine()
     {
         Assert.Contains("no column named 'z'", Assert.Throws<InvalidDataException>(() => CsvLoader.Load(new StringReader("x,y\n1,2\n"), "f", "z")).Message);
+        Assert.EndsWith("the columns are x;y. The header has no commas but ';': fields must be separated by commas.", Assert.Throws<InvalidDataException>(() => CsvLoader.Load(new StringReader("x;y\n1;2\n"), "f", "y")).Message);
+        Assert.EndsWith("The header has no commas but '\\t': fields must be separated by commas.", Assert.Throws<InvalidDataException>(() => CsvLoader.Load(new StringReader("x\ty\n1\t2\n"), "f", "y")).Message);
+        Assert.EndsWith("the columns are x, y.", Assert.Throws<InvalidDataException>(() => CsvLoader.Load(new StringReader("x,y\n1,2\n"), "f", "z")).Message);
         Assert.Contains("line 3", Assert.Throws<InvalidDataException>(() => CsvLoader.Load(new StringReader("x,y\n1,2\nabc,3\n"), "f", "y")).Message);
         Assert.Contains("2 fields", Assert.Throws<InvalidDataException>(() => CsvLoader.Load(new StringReader("x,y,z\n1,2\n"), "f", "y")).Message);
         Assert.Contains("empty", Assert.Throws<InvalidDataException>(() => CsvLoader.Load(new StringReader(""), "f", "y")).Message);

@@ -44,7 +44,10 @@ public static class CsvLoader
             labelIndex = Array.FindIndex(columns, c => string.Equals(c, labelColumn, StringComparison.OrdinalIgnoreCase));
             if (labelIndex < 0)
             {
-                throw new InvalidDataException($"{name}: no column named '{labelColumn}'; the columns are {string.Join(", ", columns)}.");
+                // A file of one column whose name holds ';' or a tab was most likely written with another separator.
+                var separator = columns.Length == 1 ? new[] { ';', '\t', '|' }.FirstOrDefault(c => columns[0].Contains(c)) : '\0';
+                var hint = separator == '\0' ? "" : $" The header has no commas but '{(separator == '\t' ? "\\t" : separator)}': fields must be separated by commas.";
+                throw new InvalidDataException($"{name}: no column named '{labelColumn}'; the columns are {string.Join(", ", columns)}.{hint}");
             }
         }
 
