@@ -86,10 +86,29 @@ public sealed class CheckpointTests : IDisposable
     {
         var (a, _, b1) = NewTrainer(1, "adam");
         var (b, _, b2) = NewTrainer(1, "sgd");
-        var ex = Assert.Throws<InvalidDataException>(() => b.Restore(a.Capture()));
-        Assert.Contains("different run", ex.Message);
+        // Through the file format: the checkpoint keeps its run's fields, so the refusal says what differs.
+        var saved = Checkpoint.FromBytes(a.Capture().ToBytes());
+        var ex = Assert.Throws<InvalidDataException>(() => b.Restore(saved));
+        Assert.Equal("The checkpoint belongs to a different run (--optimizer (adam in the checkpoint, sgd now)); start without --resume or use the checkpoint's options.", ex.Message);
+        // One written before the fields were kept says what it can.
+        var older = new Checkpoint { Fingerprint = saved.Fingerprint, Header = saved.Header, Parameters = saved.Parameters, OptimizerState = saved.OptimizerState };
+        ex = Assert.Throws<InvalidDataException>(() => b.Restore(Checkpoint.FromBytes(older.ToBytes())));
+        Assert.Contains("different run (architecture, training options or data differ)", ex.Message);
         Assert.Throws<InvalidDataException>(() => Checkpoint.FromBytes(new byte[10]));
         b1.Dispose();
         b2.Dispose();
+    }
+
+    [Fact]
+    public void Fingerprint_IsTheHashCheckpointsHaveAlwaysCarried_SoOlderOnesStillResume()
+    {
+        // The formula of the checkpoints written before the run's fields were kept beside the hash.
+        var options = new TrainingOptions { Epochs = 3, BatchSize = 16, LearningRate = 0.01f, Optimizer = "momentum", Momentum = 0.8f, L1 = 1e-5f, L2 = 1e-4f, Seed = 9, Schedule = Cluster.Compute.Optim.LearningRateSchedule.Parse("step:2:0.5"), EarlyStoppingPatience = 2 };
+        var c = System.Globalization.CultureInfo.InvariantCulture;
+        var text = string.Join('|', "{\"layers\":[]}", options.BatchSize, options.LearningRate.ToString("R", c), options.Optimizer, options.Momentum.ToString("R", c), options.L1.ToString("R", c),
+            options.L2.ToString("R", c), options.Seed, options.Schedule, options.Shuffle, options.EarlyStoppingPatience, 200, 2);
+        var expected = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)));
+        Assert.Equal(expected, Checkpoint.FingerprintOf("{\"layers\":[]}", options, 200, 2));
+        Assert.Equal(expected, Checkpoint.FingerprintOf("{\"layers\":[]}", options with { Epochs = 30 }, 200, 2));
     }
 }

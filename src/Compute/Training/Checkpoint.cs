@@ -40,19 +40,45 @@ public sealed class Checkpoint
     /// <summary>Best parameters so far (early stopping), or null.</summary>
     public float[]? BestParameters { get; init; }
 
-    /// <summary>The fingerprint of a run: architecture JSON, training options and data shape.</summary>
-    public static string FingerprintOf(string modelJson, TrainingOptions options, int trainCount, int featureCount)
+    /// <summary>The name <see cref="RunOf"/> gives the architecture, whose value (the model's JSON) is not worth printing.</summary>
+    public const string Architecture = "the architecture (layers, activations, loss)";
+
+    /// <summary>
+    /// What identifies a run, field by field, named as the command line spells them: architecture JSON, training options
+    /// and data shape. Epochs are not among them, so a run can be resumed to train for longer.
+    /// </summary>
+    public static Dictionary<string, string> RunOf(string modelJson, TrainingOptions options, int trainCount, int featureCount)
     {
-        var text = string.Join('|', modelJson, options.BatchSize, options.LearningRate.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
-            options.Optimizer, options.Momentum.ToString("R", System.Globalization.CultureInfo.InvariantCulture), options.L1.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
-            options.L2.ToString("R", System.Globalization.CultureInfo.InvariantCulture), options.Seed, options.Schedule, options.Shuffle, options.EarlyStoppingPatience, trainCount, featureCount);
-        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
+        var c = System.Globalization.CultureInfo.InvariantCulture;
+        return new()
+        {
+            [Architecture] = modelJson,
+            ["--batch-size"] = options.BatchSize.ToString(c),
+            ["--lr"] = options.LearningRate.ToString("R", c),
+            ["--optimizer"] = options.Optimizer,
+            ["--momentum"] = options.Momentum.ToString("R", c),
+            ["--l1"] = options.L1.ToString("R", c),
+            ["--l2"] = options.L2.ToString("R", c),
+            ["--seed"] = options.Seed.ToString(c),
+            ["--lr-schedule"] = options.Schedule.ToString(),
+            ["shuffling"] = options.Shuffle.ToString(),
+            ["--early-stopping"] = options.EarlyStoppingPatience.ToString(c),
+            ["training samples"] = trainCount.ToString(c),
+            ["features"] = featureCount.ToString(c),
+        };
     }
+
+    /// <summary>The fingerprint of a run: a hash of <see cref="RunOf"/>'s values, in order (as checkpoints have always carried).</summary>
+    public static string FingerprintOf(string modelJson, TrainingOptions options, int trainCount, int featureCount) =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join('|', RunOf(modelJson, options, trainCount, featureCount).Values))));
+
+    /// <summary>The fields of <see cref="RunOf"/> the checkpoint was written with; null in checkpoints written before they were kept.</summary>
+    public Dictionary<string, string>? Run { get; init; }
 
     /// <summary>Serialises the checkpoint.</summary>
     public byte[] ToBytes()
     {
-        var header = JsonSerializer.SerializeToUtf8Bytes(new Envelope(Fingerprint, Header, OptimizerState.Count, BestParameters is not null), Json);
+        var header = JsonSerializer.SerializeToUtf8Bytes(new Envelope(Fingerprint, Header, OptimizerState.Count, BestParameters is not null, Run), Json);
         var floats = Parameters.Length * (1 + OptimizerState.Count + (BestParameters is null ? 0 : 1));
         var bytes = new byte[Magic.Length + 8 + header.Length + 4 + floats * 4L + 32];
         var span = bytes.AsSpan();
@@ -135,10 +161,10 @@ public sealed class Checkpoint
         }
 
         var best = envelope.HasBest ? Next(ref at, bytes) : null;
-        return new Checkpoint { Fingerprint = envelope.Fingerprint, Header = envelope.Header, Parameters = parameters, OptimizerState = state, BestParameters = best };
+        return new Checkpoint { Fingerprint = envelope.Fingerprint, Header = envelope.Header, Parameters = parameters, OptimizerState = state, BestParameters = best, Run = envelope.Run };
     }
 
-    private sealed record Envelope(string Fingerprint, CheckpointHeader Header, int OptimizerBuffers, bool HasBest);
+    private sealed record Envelope(string Fingerprint, CheckpointHeader Header, int OptimizerBuffers, bool HasBest, Dictionary<string, string>? Run = null);
 }
 
 /// <summary>The scalar part of a checkpoint.</summary>

@@ -125,6 +125,8 @@ public sealed class Trainer
     /// <summary>The run's fingerprint, which a checkpoint must carry to resume it.</summary>
     public string Fingerprint => Checkpoint.FingerprintOf(Models.ModelJson.Export(_model, includeWeights: false), _options, _train.Count, _train.FeatureCount);
 
+    private Dictionary<string, string> Run => Checkpoint.RunOf(Models.ModelJson.Export(_model, includeWeights: false), _options, _train.Count, _train.FeatureCount);
+
     /// <summary>Captures the complete state at the current step boundary.</summary>
     public Checkpoint Capture()
     {
@@ -132,6 +134,7 @@ public sealed class Trainer
         return new Checkpoint
         {
             Fingerprint = Fingerprint,
+            Run = Run,
             Header = new CheckpointHeader
             {
                 Epoch = s.Epoch,
@@ -161,7 +164,11 @@ public sealed class Trainer
     {
         if (checkpoint.Fingerprint != Fingerprint)
         {
-            throw new InvalidDataException("The checkpoint belongs to a different run (architecture, training options or data differ); start without --resume or use the same options.");
+            // Says what differs where the checkpoint keeps its fields (those written before did not).
+            var differences = checkpoint.Run is not { } then ? [] : Run.Where(f => then.GetValueOrDefault(f.Key) != f.Value)
+                .Select(f => f.Key == Checkpoint.Architecture ? f.Key : $"{f.Key} ({then.GetValueOrDefault(f.Key) ?? "not recorded"} in the checkpoint, {f.Value} now)").ToList();
+            var what = differences.Count > 0 ? string.Join("; ", differences) : "architecture, training options or data differ";
+            throw new InvalidDataException($"The checkpoint belongs to a different run ({what}); start without --resume or use the checkpoint's options.");
         }
 
         var buffers = Optimizer.StateBuffers;
