@@ -208,6 +208,13 @@ public sealed partial class SiloHost
                             LogNoSharedMemory(_logger, unshared);
                         }
 
+                        if (message.Admission.Admitted && GrpcProtocol.MessageLimitProblem(_options.MaxMessageBytes, _grain.WeightsBuffer.Length) is { } tooSmall)
+                        {
+                            // Every step's weights would be refused, and joining again would change nothing.
+                            LogMessageLimit(_logger, tooSmall);
+                            return 1;
+                        }
+
                         if (message.Admission.Admitted)
                         {
                             weights = _grain.WeightsBuffer;
@@ -351,6 +358,9 @@ public sealed partial class SiloHost
 
     [LoggerMessage(EventId = 107, Level = LogLevel.Information, Message = "Tensors go over the stream: the coordinator's shared-memory file cannot be used here ({Reason})")]
     private static partial void LogNoSharedMemory(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 109, Level = LogLevel.Error, Message = "This worker cannot take part: {Reason}")]
+    private static partial void LogMessageLimit(ILogger logger, string reason);
 
     [LoggerMessage(EventId = 108, Level = LogLevel.Error, Message = "This worker's --data-dir cannot give its shard: {Reason}")]
     private static partial void LogLocalDataFailed(ILogger logger, string reason);

@@ -2,6 +2,7 @@ using System.CommandLine;
 using Cluster.Compute.Backends;
 using Cluster.Compute.Data;
 using Cluster.Contracts.Configuration;
+using Cluster.Contracts.Grpc;
 using Cluster.Contracts.Grains;
 using Cluster.Contracts.Metrics;
 using Microsoft.Extensions.Logging;
@@ -25,7 +26,7 @@ public static class WorkerCli
         var ca = EnvOption.Create<string?>("--ca-file", "Certificate to trust for a TLS coordinator (e.g. its self-signed certificate).", "CLUSTER_CA_FILE", null);
         var heartbeat = EnvOption.Create("--heartbeat-seconds", "Seconds between heartbeats.", "CLUSTER_HEARTBEAT_SECONDS", 2.0);
         var connectTimeout = EnvOption.Create("--connect-timeout-seconds", "Give up after this many seconds without a connection the coordinator speaks on (counted from the end of the last one, or from the start).", "CLUSTER_CONNECT_TIMEOUT_SECONDS", 120.0);
-        var maxMessage = EnvOption.Create("--max-message-mb", "Largest message accepted, in MiB.", "CLUSTER_MAX_MESSAGE_MB", 64);
+        var maxMessage = EnvOption.Create("--max-message-mb", "Largest message accepted, in MiB, 1 to 2047; it must hold the model's weights (a worker whose limit cannot exits at its admission).", "CLUSTER_MAX_MESSAGE_MB", 64);
         var httpPort = EnvOption.Create("--http-port", "Port of /metrics, /healthz and /readyz (0: off).", "CLUSTER_HTTP_PORT", 0);
         var podIp = EnvOption.Create<string?>("--address", "Address reported to the coordinator (default: POD_IP).", "POD_IP", null);
         var logLevel = EnvOption.Create("--log-level", "Least severe log level shown: trace, debug, information, warning, error.", "CLUSTER_LOG_LEVEL", "information");
@@ -59,7 +60,7 @@ public static class WorkerCli
                     TrustedCertificate = r.GetValue(ca),
                     HeartbeatInterval = TimeSpan.FromSeconds(Positive(r.GetValue(heartbeat), "--heartbeat-seconds")),
                     ConnectTimeout = TimeSpan.FromSeconds(Positive(r.GetValue(connectTimeout), "--connect-timeout-seconds")),
-                    MaxMessageBytes = checked(Math.Max(1, r.GetValue(maxMessage)) * 1024 * 1024),
+                    MaxMessageBytes = GrpcProtocol.MaxMessageBytesOf(r.GetValue(maxMessage)),
                     Address = r.GetValue(podIp),
                     HttpPort = r.GetValue(httpPort),
                     LogLevel = ParseLogLevel(r.GetValue(logLevel)!),

@@ -54,6 +54,31 @@ public sealed class EndpointTests(EndpointFixture fixture) : IClassFixture<Endpo
     }
 
     [Fact]
+    public async Task MessageLimitTooSmallForTheModel_IsRefusedBeforeListening()
+    {
+        // Before, every gradient got RESOURCE_EXHAUSTED and every worker joined again, for as long as the run was left.
+        var needed = GrpcProtocol.NeededMessageBytes(Cluster.Tests.Shared.TestRuns.Run().Model.ParameterCount);
+        var small = new EndpointFixture((int)needed - 1);
+        var error = await Assert.ThrowsAsync<ArgumentException>(small.InitializeAsync);
+        Assert.Contains("is too small for this model", error.Message);
+        var enough = new EndpointFixture((int)needed);
+        await enough.InitializeAsync();
+        await enough.DisposeAsync();
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-1)]
+    [InlineData(2048)]
+    public void MaxMessageMegabytes_OutOfRange_IsRefused(int megabytes)
+    {
+        // Before, 0 meant 1 MiB without a word, and 2048 overflowed.
+        var error = Assert.Throws<ArgumentException>(() => GrpcProtocol.MaxMessageBytesOf(megabytes));
+        Assert.Equal($"--max-message-mb must be 1 to 2047 (MiB), not {megabytes}.", error.Message);
+        Assert.Equal(2047 << 20, GrpcProtocol.MaxMessageBytesOf(2047));
+    }
+
+    [Fact]
     public async Task OversizedMessage_IsResourceExhausted()
     {
         var header = new byte[5];

@@ -350,6 +350,26 @@ public sealed class FaultToleranceTests
     }
 
     [Fact]
+    public async Task WorkerWhoseMessageLimitCannotTakeTheModel_ExitsWith1AtItsAdmission()
+    {
+        var run = TestRuns.Run(epochs: 1);
+        await using var cluster = await ClusterFixture.StartAsync(run, new ClusterOptions { MinWorkers = 1 });
+        using var stop = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        var training = cluster.Grain.RunAsync(stop.Token);
+        using var worker = new WorkerGrain("small");
+        // Smaller than a step's weights, which travel on the stream (no shared memory).
+        var limit = run.Model.ParameterCount * sizeof(float) - 1;
+        var host = new SiloHost(new WorkerOptions { Coordinator = cluster.Endpoint.GrpcAddress, WorkerId = "small", Token = "integration-token", MaxMessageBytes = limit, SharedMemory = false, ConnectTimeout = TimeSpan.FromSeconds(5) }, worker, NullLogger.Instance);
+        // Before, the messages it could not take broke its stream, and it joined again and again.
+        Assert.Equal(1, await host.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Equal(0, host.StepsComputed);
+        await TestRuns.WaitForAsync(() => cluster.Grain.Counters.Failures + cluster.Grain.Counters.Leaves >= 1, "the worker to be gone",
+            () => cluster.Grain.Counters.Failures.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await stop.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => training);
+    }
+
+    [Fact]
     public async Task SilentWorker_DroppedAfterTheStepTimeout_ItsStreamEndsWithAborted()
     {
         await using var scene = await HostileScene.StartAsync(stepTimeout: TimeSpan.FromSeconds(2));

@@ -32,6 +32,26 @@ public static class GrpcProtocol
     /// <summary>Default largest message either end accepts (megabyte tensors fit many times over).</summary>
     public const int DefaultMaxMessageBytes = 64 * 1024 * 1024;
 
+    /// <summary>
+    /// The least --max-message-mb bytes a model of <paramref name="parameters"/> needs: a step's weights (to a worker) and
+    /// its gradient (to the coordinator) each travel whole in one message, with a block mask (a bit per 32 values) and
+    /// a few fields beside them.
+    /// </summary>
+    public static long NeededMessageBytes(int parameters) => parameters * (long)sizeof(float) + parameters / 256 + 4096;
+
+    /// <summary>Why <paramref name="maxMessageBytes"/> cannot carry a model of <paramref name="parameters"/>, or null when it can.</summary>
+    public static string? MessageLimitProblem(int maxMessageBytes, int parameters)
+    {
+        var needed = NeededMessageBytes(parameters);
+        return maxMessageBytes >= needed ? null
+            : $"--max-message-mb {maxMessageBytes / (1024 * 1024)} is too small for this model: its {parameters:N0} parameters make {needed / (1024.0 * 1024):0.0} MiB messages (a step's weights, its gradient); give at least {(needed + 1024 * 1024 - 1) / (1024 * 1024)}.";
+    }
+
+    /// <summary>A --max-message-mb value in bytes: 1 to 2047 MiB (a message's length field is 32 bits).</summary>
+    public static int MaxMessageBytesOf(int megabytes) => megabytes is >= 1 and <= 2047
+        ? megabytes * 1024 * 1024
+        : throw new ArgumentException($"--max-message-mb must be 1 to 2047 (MiB), not {megabytes}.");
+
     /// <summary>Formats a timeout as the grpc-timeout header ("250m", "30S").</summary>
     public static string FormatTimeout(TimeSpan timeout)
     {

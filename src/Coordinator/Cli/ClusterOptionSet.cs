@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Security.Cryptography.X509Certificates;
 using Cluster.Contracts.Configuration;
+using Cluster.Contracts.Grpc;
 using Cluster.Coordinator.Grains;
 using Cluster.Coordinator.Hosting;
 using Cluster.Coordinator.Runs;
@@ -21,7 +22,7 @@ public sealed class ClusterOptionSet
     private readonly Option<string?> _tokenFile = EnvOption.Create<string?>("--token-file", "File holding the cluster token (e.g. a mounted Kubernetes Secret).", "CLUSTER_TOKEN_FILE", null);
     private readonly Option<string?> _tlsCert = EnvOption.Create<string?>("--tls-cert", "PEM certificate for TLS on the gRPC port.", "CLUSTER_TLS_CERT", null);
     private readonly Option<string?> _tlsKey = EnvOption.Create<string?>("--tls-key", "PEM private key of --tls-cert.", "CLUSTER_TLS_KEY", null);
-    private readonly Option<int> _maxMessage = EnvOption.Create("--max-message-mb", "Largest gRPC message accepted, in MiB (larger ones get RESOURCE_EXHAUSTED).", "CLUSTER_MAX_MESSAGE_MB", 64);
+    private readonly Option<int> _maxMessage = EnvOption.Create("--max-message-mb", "Largest gRPC message accepted, in MiB, 1 to 2047 (larger ones get RESOURCE_EXHAUSTED); it must hold the model's weights, and a smaller one is refused at start.", "CLUSTER_MAX_MESSAGE_MB", 64);
     private readonly Option<string?> _logLevel = EnvOption.Create<string?>("--log-level", "Least severe log level shown: trace, debug, information, warning, error (default: information; warning with --quiet).", "CLUSTER_LOG_LEVEL", null);
 
     /// <summary>Adds the options to a command.</summary>
@@ -71,7 +72,7 @@ public sealed class ClusterOptionSet
                 Listen = listen,
                 Certificate = certificate,
                 Token = TokenSource.Read(r.GetValue(_token), r.GetValue(_tokenFile)),
-                MaxMessageBytes = checked(Math.Max(1, r.GetValue(_maxMessage)) * 1024 * 1024),
+                MaxMessageBytes = GrpcProtocol.MaxMessageBytesOf(r.GetValue(_maxMessage)),
             },
             LogLevel = r.GetValue(_logLevel) is { } level ? WorkerCli.ParseLogLevel(level) : null,
             HttpPort = r.GetValue(_httpPort) switch

@@ -53,6 +53,12 @@ public sealed partial class CoordinatorEndpoint : IAsyncDisposable
     /// <summary>Starts listening.</summary>
     public static async Task<CoordinatorEndpoint> StartAsync(ICoordinatorGrain grain, EndpointOptions options, ILoggerFactory loggerFactory, int parameterCount)
     {
+        // Said before listening: every gradient would be refused, and every worker would join again and again.
+        if (GrpcProtocol.MessageLimitProblem(options.MaxMessageBytes, parameterCount) is { } problem)
+        {
+            throw new ArgumentException(problem);
+        }
+
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton<Microsoft.Extensions.Hosting.IHostLifetime, Cluster.Contracts.Configuration.ProcessOwnedLifetime>();
