@@ -183,6 +183,10 @@ public sealed class CliTests : IDisposable
         (code, _, error) = await RunAsync("train", "--dataset", train, "--label", "colour", "--layers", "12,x");
         Assert.Equal(1, code);
         Assert.Contains("--layers", error);
+        // Before, "12,,4" was 12,4 and "12," was 12 without a word.
+        (code, _, error) = await RunAsync("train", "--dataset", train, "--label", "colour", "--layers", "12,,4");
+        Assert.Equal(1, code);
+        Assert.Contains("an empty entry is not one", error);
         (code, _, error) = await RunAsync("train", "--dataset", train, "--label", "colour", "--optimizer", "rmsprop");
         Assert.Equal(1, code);
         Assert.Contains("sgd, momentum or adam", error);

@@ -136,10 +136,11 @@ public sealed class TrainingOptionSet
             return [];
         }
 
-        return [.. s.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(p =>
+        // Every entry counts: "128,,64" or "128," is a slip, not a request for fewer layers.
+        return [.. s.Split(',', StringSplitOptions.TrimEntries).Select(p =>
             int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= 1
                 ? n
-                : throw new ArgumentException($"--layers takes positive whole numbers separated by commas (e.g. 128,64); '{p}' is not one."))];
+                : throw new ArgumentException($"--layers takes positive whole numbers separated by commas (e.g. 128,64; empty or none for no hidden layer); {(p.Length == 0 ? "an empty entry" : $"'{p}'")} is not one."))];
     }
 
     /// <summary>Reads a <c>--wire-tensors</c> value: true for blocks, false for dense.</summary>
