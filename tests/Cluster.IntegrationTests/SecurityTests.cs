@@ -53,6 +53,7 @@ public sealed class SecurityTests : IDisposable
         {
             var ex = await Assert.ThrowsAsync<GrpcStatusException>(() => untrusting.UnaryAsync(GrpcProtocol.GetStatusPath, new StatusRequest(), StatusReply.Parser, TimeSpan.FromSeconds(10)));
             Assert.Equal(GrpcStatusCode.Unavailable, ex.Status);
+            Assert.Contains("the TLS handshake failed", ex.Message);
         }
 
         using var worker = new WorkerGrain("tls-worker");

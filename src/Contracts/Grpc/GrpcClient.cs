@@ -202,7 +202,11 @@ public sealed class GrpcClient : IDisposable, IAsyncDisposable
             }
             catch (Exception ex) when (ex is IOException or SocketException or System.Security.Authentication.AuthenticationException)
             {
-                throw new GrpcStatusException(GrpcStatusCode.Unavailable, $"Cannot reach {_address}: {ex.Message}", ex);
+                // A failed handshake reads as "a corrupted frame was received" when the server speaks no TLS at all.
+                var hint = ex is System.Security.Authentication.AuthenticationException
+                    ? " (the TLS handshake failed: a coordinator without --tls-cert needs an http:// address, and one with a self-signed certificate needs --ca-file)"
+                    : "";
+                throw new GrpcStatusException(GrpcStatusCode.Unavailable, $"Cannot reach {_address}: {ex.Message}{hint}", ex);
             }
 
             return _connection;
