@@ -340,6 +340,37 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Train_InitModelAndTestDataWithColumnsInAnotherOrder_TrainAsTheOrderedFilesDo()
+    {
+        var train = Classes("order-train.csv", 60, 1);
+        var test = Classes("order-test.csv", 30, 500);
+        static string Swap(string path)
+        {
+            var swapped = Path.ChangeExtension(path, ".swapped.csv");
+            File.WriteAllLines(swapped, File.ReadAllLines(path).Select(l => l.Split(',') is var f ? $"{f[1]},{f[2]},{f[0]}" : l));
+            return swapped;
+        }
+
+        var model = Path.Combine(_dir, "order.bin");
+        var (code, _, error) = await RunAsync("train", "--dataset", train, "--label", "colour", "--epochs", "1", "--model", model, "--quiet");
+        Assert.True(code == 0, error);
+        async Task<string> EpochAsync(string data, string testData, string name)
+        {
+            var report = Path.Combine(_dir, name);
+            var (c, _, e) = await RunAsync("train", "--dataset", data, "--test-data", testData, "--label", "colour", "--init-model", model, "--epochs", "1", "--workers", "1", "--report", report, "--quiet");
+            Assert.True(c == 0, e);
+            using var json = JsonDocument.Parse(File.ReadAllText(report));
+            var epoch = json.RootElement.GetProperty("epochs")[0];
+            return $"{epoch.GetProperty("trainLoss").GetDouble():R} {epoch.GetProperty("testLoss").GetDouble():R}";
+        }
+
+        // Before, the swapped files' columns were taken in file order: y as x and x as y, for the model and the test set.
+        var ordered = await EpochAsync(train, test, "ordered.json");
+        Assert.Equal(ordered, await EpochAsync(Swap(train), test, "swapped-train.json"));
+        Assert.Equal(ordered, await EpochAsync(train, Swap(test), "swapped-test.json"));
+    }
+
+    [Fact]
     public void Finish_AnOutputThatFailsAtTheEnd_DoesNotCostTheOthers()
     {
         File.WriteAllText(Path.Combine(_dir, "blocker"), "a file");
