@@ -111,16 +111,11 @@ public sealed class Dataset
             return this;
         }
 
-        var source = new int[names.Length];
-        var ok = names.Length == FeatureNames.Length;
-        for (var j = 0; ok && j < names.Length; j++)
-        {
-            var matches = Enumerable.Range(0, FeatureNames.Length).Where(i => string.Equals(FeatureNames[i], names[j], StringComparison.OrdinalIgnoreCase)).Take(2).ToArray();
-            ok = matches.Length == 1 && names.Count(n => string.Equals(n, names[j], StringComparison.OrdinalIgnoreCase)) == 1;
-            source[j] = ok ? matches[0] : -1;
-        }
-
-        if (!ok)
+        // Each wanted name's column; the lists match when that is a one-to-one map (a repeated name on either side
+        // leaves a column unmatched or matched twice).
+        var mine = FeatureNames;
+        var source = names.Select(n => Array.FindIndex(mine, f => string.Equals(f, n, StringComparison.OrdinalIgnoreCase))).ToArray();
+        if (names.Length != FeatureNames.Length || source.Contains(-1) || source.Distinct().Count() != source.Length)
         {
             throw new InvalidDataException($"{Name}'s feature columns are {string.Join(", ", FeatureNames)}; {whose} takes {string.Join(", ", names)}.");
         }

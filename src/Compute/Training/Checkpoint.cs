@@ -70,7 +70,11 @@ public sealed class Checkpoint
 
     /// <summary>The fingerprint of a run: a hash of <see cref="RunOf"/>'s values, in order (as checkpoints have always carried).</summary>
     public static string FingerprintOf(string modelJson, TrainingOptions options, int trainCount, int featureCount) =>
-        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join('|', RunOf(modelJson, options, trainCount, featureCount).Values))));
+        FingerprintOf(RunOf(modelJson, options, trainCount, featureCount));
+
+    /// <summary>The fingerprint of the run <paramref name="run"/> (made by <see cref="RunOf"/>) describes.</summary>
+    public static string FingerprintOf(Dictionary<string, string> run) =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join('|', run.Values))));
 
     /// <summary>The fields of <see cref="RunOf"/> the checkpoint was written with; null in checkpoints written before they were kept.</summary>
     public Dictionary<string, string>? Run { get; init; }

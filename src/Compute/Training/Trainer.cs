@@ -123,7 +123,7 @@ public sealed class Trainer
     }
 
     /// <summary>The run's fingerprint, which a checkpoint must carry to resume it.</summary>
-    public string Fingerprint => Checkpoint.FingerprintOf(Models.ModelJson.Export(_model, includeWeights: false), _options, _train.Count, _train.FeatureCount);
+    public string Fingerprint => Checkpoint.FingerprintOf(Run);
 
     private Dictionary<string, string> Run => Checkpoint.RunOf(Models.ModelJson.Export(_model, includeWeights: false), _options, _train.Count, _train.FeatureCount);
 
@@ -131,10 +131,11 @@ public sealed class Trainer
     public Checkpoint Capture()
     {
         var s = State;
+        var run = Run;
         return new Checkpoint
         {
-            Fingerprint = Fingerprint,
-            Run = Run,
+            Fingerprint = Checkpoint.FingerprintOf(run),
+            Run = run,
             Header = new CheckpointHeader
             {
                 Epoch = s.Epoch,
@@ -162,10 +163,11 @@ public sealed class Trainer
     /// <summary>Continues from a checkpoint of the same run (same architecture, options and data size).</summary>
     public void Restore(Checkpoint checkpoint)
     {
-        if (checkpoint.Fingerprint != Fingerprint)
+        var run = Run;
+        if (checkpoint.Fingerprint != Checkpoint.FingerprintOf(run))
         {
             // Says what differs where the checkpoint keeps its fields (those written before did not).
-            var differences = checkpoint.Run is not { } then ? [] : Run.Where(f => then.GetValueOrDefault(f.Key) != f.Value)
+            var differences = checkpoint.Run is not { } then ? [] : run.Where(f => then.GetValueOrDefault(f.Key) != f.Value)
                 .Select(f => f.Key == Checkpoint.Architecture ? f.Key : $"{f.Key} ({then.GetValueOrDefault(f.Key) ?? "not recorded"} in the checkpoint, {f.Value} now)").ToList();
             var what = differences.Count > 0 ? string.Join("; ", differences) : "architecture, training options or data differ";
             throw new InvalidDataException($"The checkpoint belongs to a different run ({what}); start without --resume or use the checkpoint's options.");

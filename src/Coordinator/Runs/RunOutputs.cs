@@ -98,9 +98,12 @@ public static class RunOutputs
     /// </summary>
     public static void CheckWritable(TrainSettings settings)
     {
-        var files = new[] { ("--model", settings.ModelPath), ("--report", settings.ReportPath), ("--plot", PlotPath(settings)) };
-        var folders = new[] { ("--checkpoint-dir", settings.CheckpointDirectory), ("--resume", settings.Resume) };
-        foreach (var (option, path) in files.Concat(folders))
+        (string Option, string? Path, bool IsFolder)[] outputs =
+        [
+            ("--model", settings.ModelPath, false), ("--report", settings.ReportPath, false), ("--plot", PlotPath(settings), false),
+            ("--checkpoint-dir", settings.CheckpointDirectory, true), ("--resume", settings.Resume, true),
+        ];
+        foreach (var (option, path, isFolder) in outputs)
         {
             if (path is null)
             {
@@ -110,7 +113,6 @@ public static class RunOutputs
             try
             {
                 var full = Path.GetFullPath(path);
-                var isFolder = folders.Contains((option, path));
                 if (!isFolder && Directory.Exists(full))
                 {
                     throw new IOException("it is a folder");
