@@ -32,9 +32,11 @@ public sealed class WorkerGrain : IWorkerGrain, IDisposable
     /// <summary>
     /// Creates a worker computing with <paramref name="threads"/> threads on <paramref name="backend"/>; <paramref name="dataDir"/>
     /// lets it load MNIST itself. <paramref name="spinBetweenSteps"/>: its steps' thread spins briefly between steps instead
-    /// of sleeping, for an in-process worker whose threads have cores to themselves.
+    /// of sleeping, for an in-process worker whose threads have cores to themselves. <paramref name="computeSpins"/>:
+    /// whether its compute threads spin between products (by default, when they fit the processors; false when other
+    /// workers' threads share them).
     /// </summary>
-    public WorkerGrain(string workerId, string backend = "auto", int threads = 1, string? dataDir = null, bool spinBetweenSteps = false)
+    public WorkerGrain(string workerId, string backend = "auto", int threads = 1, string? dataDir = null, bool spinBetweenSteps = false, bool? computeSpins = null)
     {
         if (string.IsNullOrWhiteSpace(workerId))
         {
@@ -42,7 +44,7 @@ public sealed class WorkerGrain : IWorkerGrain, IDisposable
         }
 
         WorkerId = workerId;
-        _backend = BackendFactory.Create(backend, threads);
+        _backend = BackendFactory.Create(backend, threads, computeSpins);
         _dataDir = dataDir;
         SpinsBetweenSteps = spinBetweenSteps;
     }

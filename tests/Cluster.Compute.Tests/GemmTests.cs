@@ -14,6 +14,10 @@ public sealed class GemmTests
         { "openblas", 2 },
     };
 
+    /// <summary>The backend under test; the managed one splits over all its threads even where the machine has fewer processors.</summary>
+    internal static ComputeBackend Create(string name, int threads) =>
+        name == "managed" ? new ManagedBackend(threads, spin: null, processors: threads) : BackendFactory.Create(name, threads);
+
     private static void Check(ComputeBackend backend, bool ta, bool tb, int m, int n, int k, float alpha, float beta, ulong seed, int pad = 0)
     {
         var lda = (ta ? m : k) + pad;
@@ -47,7 +51,7 @@ public sealed class GemmTests
     [MemberData(nameof(Backends))]
     public void Gemm_AllTransposesAndOddShapes_MatchReference(string name, int threads)
     {
-        using var backend = BackendFactory.Create(name, threads);
+        using var backend = Create(name, threads);
         int[] sizes = [0, 1, 2, 3, 5, 6, 7, 15, 16, 17, 31, 33, 64, 97];
         var seed = 1UL;
         foreach (var ta in new[] { false, true })
@@ -72,7 +76,7 @@ public sealed class GemmTests
     [MemberData(nameof(Backends))]
     public void Gemm_EveryDimensionUpTo256_MatchesReference(string name, int threads)
     {
-        using var backend = BackendFactory.Create(name, threads);
+        using var backend = Create(name, threads);
         for (var size = 0; size <= 256; size++)
         {
             // Each dimension in turn walks 0..256 with the others small, covering every tile remainder.
@@ -93,7 +97,7 @@ public sealed class GemmTests
         // Up to 12 columns (an output layer) the managed backend vectorises along M: 32-row tiles (m 33 and 64), 16-row
         // tiles, A transposed inside the kernel 8 values of K at a time (K tails of 1..7), ragged last tiles, transposed
         // B, several K blocks, and alpha with and without beta.
-        using var backend = BackendFactory.Create(name, threads);
+        using var backend = Create(name, threads);
         var seed = 5000UL;
         foreach (var ta in new[] { false, true })
         {
@@ -165,7 +169,7 @@ public sealed class GemmTests
     [MemberData(nameof(Backends))]
     public void Gemm_LargeBlockedShapes_MatchReference(string name, int threads)
     {
-        using var backend = BackendFactory.Create(name, threads);
+        using var backend = Create(name, threads);
         // Cross every cache-block boundary (KC = 256, MC = 120) and the network's own shapes.
         Check(backend, false, false, 300, 290, 530, 1f, 0f, 7);
         Check(backend, true, false, 257, 130, 64, 1f, 0f, 8);
@@ -220,7 +224,7 @@ public sealed class GemmTests
     [MemberData(nameof(Backends))]
     public void Gemm_AlphaBetaAndLeadingDimensions_FollowBlas(string name, int threads)
     {
-        using var backend = BackendFactory.Create(name, threads);
+        using var backend = Create(name, threads);
         Check(backend, false, false, 13, 21, 17, 0.5f, 2f, 20, pad: 3);
         Check(backend, true, true, 13, 21, 17, -1.5f, 0.25f, 21, pad: 5);
         Check(backend, true, false, 40, 40, 40, 0f, 3f, 22);
@@ -231,7 +235,7 @@ public sealed class GemmTests
     [MemberData(nameof(Backends))]
     public void Gemm_BetaZero_NeverReadsC(string name, int threads)
     {
-        using var backend = BackendFactory.Create(name, threads);
+        using var backend = Create(name, threads);
         var a = Tolerances.RandomVector(20 * 30, 1);
         var b = Tolerances.RandomVector(30 * 19, 2);
         var c = Enumerable.Repeat(float.NaN, 20 * 19).ToArray();
@@ -280,10 +284,30 @@ public sealed class GemmTests
     }
 
     [Fact]
+    public void ManagedBackend_MoreThreadsThanProcessors_SplitsOverTheProcessorsWithTheSameBits()
+    {
+        using var one = new ManagedBackend(1);
+        using var eight = new ManagedBackend(8, spin: null, processors: 2);
+        using var machine = new ManagedBackend(Environment.ProcessorCount + 3);
+        Assert.Equal((8, 2), (eight.Threads, eight.Parallelism));
+        Assert.Equal((Environment.ProcessorCount + 3, Environment.ProcessorCount), (machine.Threads, machine.Parallelism));
+        var a = Tolerances.RandomVector(200 * 300, 5);
+        var b = Tolerances.RandomVector(300 * 250, 6);
+        var expected = new float[200 * 250];
+        one.Gemm(false, true, 200, 250, 300, 1f, a, 300, b, 300, 0f, expected, 250);
+        foreach (var backend in new[] { eight, machine })
+        {
+            var c = new float[200 * 250];
+            backend.Gemm(false, true, 200, 250, 300, 1f, a, 300, b, 300, 0f, c, 250);
+            Assert.Equal(expected, c);
+        }
+    }
+
+    [Fact]
     public void Gemm_ThreadCount_DoesNotChangeBits()
     {
         using var one = new ManagedBackend(1);
-        using var three = new ManagedBackend(3);
+        using var three = new ManagedBackend(3, spin: null, processors: 3);
         var a = Tolerances.RandomVector(200 * 300, 3);
         var b = Tolerances.RandomVector(300 * 250, 4);
         var c1 = new float[200 * 250];

@@ -86,7 +86,7 @@ public sealed class NetworkTests
         var data = Blobs(300, seed: 4);
         var model = new Sequential(2, Sequential.Stack([16, 8], Activation.Relu, 3, Activation.Softmax, dropout), LossKind.CrossEntropy);
         model.Initialize(seed);
-        using var backend = new ManagedBackend(threads);
+        using var backend = new ManagedBackend(threads, spin: null, processors: threads);
         var options = new TrainingOptions { Epochs = 3, BatchSize = 32, LearningRate = 0.1f, Optimizer = "momentum", Seed = seed };
         var trainer = new Trainer(model, options, new LocalGradientSource(model, data, backend, 32, seed), data, null, null, backend);
         trainer.RunAsync().GetAwaiter().GetResult();

@@ -5,13 +5,16 @@ namespace Cluster.Compute.Tests;
 
 public sealed class ThreadTeamTests
 {
-    [Fact]
-    public async Task Run_EveryPartRunsOnce_WhetherMembersSpinOrSleep()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Run_EveryPartRunsOnce_WhetherMembersSpinOrSleep(bool spin)
     {
         // Jobs come back to back (members still polling), after a pause inside the spin window (backing off), and
         // after one past it (members asleep, woken by the fork). A lost wake-up would hang a Run: the loop runs on
-        // its own thread and must finish.
-        using var team = new ThreadTeam(3);
+        // its own thread and must finish. Without spinning, members sleep at once and a job wakes only its parts.
+        using var team = new ThreadTeam(3, spin);
+        Assert.Equal(spin, team.Spins);
         var work = new CountingWork(3);
         var gaps = new[] { 0.0, 0.00002, 0.0001, 0.0003, 0.002 };
         await Within(60, "a Run never returned: a member missed its wake-up", () =>
@@ -31,9 +34,20 @@ public sealed class ThreadTeamTests
     }
 
     [Fact]
-    public async Task Run_AMemberThrows_TheCallerGetsTheExceptionAndTheTeamStaysUsable()
+    public void Spins_ByDefault_OnlyWhenTheTeamFitsTheProcessors()
     {
-        using var team = new ThreadTeam(2);
+        using var fits = new ThreadTeam(Math.Min(2, Environment.ProcessorCount));
+        using var over = new ThreadTeam(Environment.ProcessorCount + 1);
+        Assert.True(fits.Spins);
+        Assert.False(over.Spins);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Run_AMemberThrows_TheCallerGetsTheExceptionAndTheTeamStaysUsable(bool spin)
+    {
+        using var team = new ThreadTeam(2, spin);
         await Within(30, "a Run never returned", () =>
         {
             var ex = Assert.Throws<InvalidOperationException>(() => team.Run(new ThrowingWork(part: 1), 2));
@@ -46,10 +60,12 @@ public sealed class ThreadTeamTests
         });
     }
 
-    [Fact]
-    public async Task Dispose_WithMembersAsleep_ReturnsAndRefusesNewWork()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Dispose_WithMembersAsleep_ReturnsAndRefusesNewWork(bool spin)
     {
-        var team = new ThreadTeam(3);
+        var team = new ThreadTeam(3, spin);
         await Within(30, "a Run or the Dispose never returned (sleeping members not woken)", () =>
         {
             team.Run(new CountingWork(3), 3);

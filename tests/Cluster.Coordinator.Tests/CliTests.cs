@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Cluster.Coordinator.Cli;
+using Cluster.Coordinator.Runs;
 
 namespace Cluster.Coordinator.Tests;
 
@@ -161,6 +162,51 @@ public sealed class CliTests : IDisposable
         (code, _, error) = await RunAsync("train", "--dataset", train, "--label", "colour", "--epochs", "2", "--workers", "1", "--plot", png, "--quiet");
         Assert.True(code == 0, error);
         Assert.Equal(0x89, File.ReadAllBytes(png)[0]);
+    }
+
+    [Theory]
+    [InlineData(0, null, 2, 2, 1)]
+    [InlineData(0, 2, 2, 1, 2)]
+    [InlineData(0, 1, 2, 2, 1)]
+    [InlineData(0, 4, 2, 1, 4)]
+    [InlineData(0, 2, 8, 4, 2)]
+    [InlineData(0, 3, 8, 2, 3)]
+    [InlineData(3, null, 2, 3, 1)]
+    [InlineData(1, null, 8, 1, 8)]
+    [InlineData(2, 3, 8, 2, 3)]
+    public void Layout_ThreadsAloneSetHowManyWorkersShareTheProcessors(int workers, int? threads, int processors, int expectedWorkers, int expectedThreads)
+    {
+        Assert.Equal((expectedWorkers, expectedThreads), TrainCommand.Layout(workers, threads, processors));
+    }
+
+    [Fact]
+    public async Task Train_ThreadsAlone_TrainsWithOneWorkerPerThatManyProcessors()
+    {
+        // --threads as many as the processors: one worker of that many threads, not one such worker per processor.
+        var train = Classes("threads.csv", 60, 1);
+        var report = Path.Combine(_dir, "threads.json");
+        var (code, output, error) = await RunAsync("train", "--dataset", train, "--label", "colour", "--epochs", "1", "--threads", $"{Environment.ProcessorCount}", "--report", report);
+        Assert.True(code == 0, error);
+        Assert.DoesNotContain("take turns", output);
+        using var json = JsonDocument.Parse(File.ReadAllText(report));
+        Assert.Equal(1, json.RootElement.GetProperty("workers").GetInt32());
+        Assert.Equal(Environment.ProcessorCount, json.RootElement.GetProperty("threads").GetInt32());
+
+        // More workers than processors are trained as asked, with a note that they take turns.
+        (code, output, error) = await RunAsync("train", "--dataset", train, "--label", "colour", "--epochs", "1", "--workers", $"{Environment.ProcessorCount + 1}");
+        Assert.True(code == 0, error);
+        Assert.Contains($"Note: {Environment.ProcessorCount + 1} workers of 1 thread each compute on up to {Environment.ProcessorCount + 1} threads at once", output);
+    }
+
+    [Theory]
+    [InlineData(2, 1, 2, false)]
+    [InlineData(1, 8, 2, false)]
+    [InlineData(3, 1, 2, true)]
+    [InlineData(2, 2, 2, true)]
+    [InlineData(4, 2, 8, false)]
+    public void Oversubscribed_NotesMoreComputeThreadsThanProcessors(int workers, int threads, int processors, bool noted)
+    {
+        Assert.Equal(noted, ClusterRunner.Oversubscribed(workers, threads, processors) is not null);
     }
 
     [Fact]

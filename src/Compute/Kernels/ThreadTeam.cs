@@ -12,7 +12,8 @@ public interface ITeamWork
 
 /// <summary>
 /// A fixed team of threads for fork-join kernels. Members spin briefly between jobs (a GEMM per layer comes every few
-/// microseconds in training) and then sleep, so an idle team costs nothing.
+/// microseconds in training) and then sleep, so an idle team costs nothing. A team that does not spin (more threads
+/// than cores) sleeps at once, and a job wakes only the members it uses.
 /// </summary>
 public sealed class ThreadTeam : IDisposable
 {
@@ -20,25 +21,38 @@ public sealed class ThreadTeam : IDisposable
 
     // Polls of a shared flag, a few nanoseconds apart, before a waiting thread backs off (some microseconds).
     private const int ClosePolls = 1000;
+
+    // Without spinning: a handful of polls (a job may already be there), then sleep or yield the core.
+    private const int BriefPolls = 20;
     private readonly Thread[] _members;
-    private readonly object _lock = new();
+    private readonly Sleeper[] _sleepers;
+    private readonly int _polls;
     private ITeamWork? _work;
-    private int _parts;
-    private int _generation;
+
+    // The job's generation (high 32 bits) and part count (low 32 bits), read in one load so that a member never pairs
+    // one job's generation with another's part count.
+    private long _job;
     private int _pending;
-    private int _sleepers;
     private volatile bool _disposed;
     private ExceptionDispatchInfo? _failure;
 
-    /// <summary>Creates a team of <paramref name="size"/> threads, the caller counting as one.</summary>
-    public ThreadTeam(int size)
+    /// <summary>
+    /// Creates a team of <paramref name="size"/> threads, the caller counting as one. <paramref name="spin"/>: whether
+    /// waiting threads spin before they sleep (by default, when the team fits the machine's processors); threads that
+    /// spin on a core another team thread needs slow the whole job down, several times over.
+    /// </summary>
+    public ThreadTeam(int size, bool? spin = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(size, 1);
         Size = size;
+        Spins = spin ?? size <= Environment.ProcessorCount;
+        _polls = Spins ? ClosePolls : BriefPolls;
         _members = new Thread[size - 1];
+        _sleepers = new Sleeper[size];
         for (var i = 0; i < _members.Length; i++)
         {
             var part = i + 1;
+            _sleepers[part] = new Sleeper();
             _members[i] = new Thread(() => MemberLoop(part)) { IsBackground = true, Name = $"compute-{part}" };
             _members[i].Start();
         }
@@ -46,6 +60,9 @@ public sealed class ThreadTeam : IDisposable
 
     /// <summary>Threads in the team, the caller included.</summary>
     public int Size { get; }
+
+    /// <summary>Whether waiting threads spin before they sleep.</summary>
+    public bool Spins { get; }
 
     /// <summary>Runs parts 0..parts-1 of <paramref name="work"/>, part 0 on the calling thread, and returns when all are done.</summary>
     public void Run(ITeamWork work, int parts)
@@ -59,17 +76,20 @@ public sealed class ThreadTeam : IDisposable
         }
 
         _work = work;
-        _parts = parts;
-        Volatile.Write(ref _pending, Size - 1);
-        // A full fence on each side (this increment, and the sleeper count's in MemberLoop): either a member about to
-        // sleep sees the new generation, or this thread sees it counted as a sleeper and wakes it. Spinning members
-        // see the generation change without the lock.
-        Interlocked.Increment(ref _generation);
-        if (Volatile.Read(ref _sleepers) > 0)
+        Volatile.Write(ref _pending, parts - 1);
+        var generation = unchecked((int)(Volatile.Read(ref _job) >> 32) + 1);
+        // A full fence on each side (this exchange, and the sleeper flag's in MemberLoop): either a member about to
+        // sleep sees the new job, or this thread sees its flag and wakes it. Spinning members see the job without a lock.
+        Interlocked.Exchange(ref _job, ((long)generation << 32) | (uint)parts);
+        for (var part = 1; part < parts; part++)
         {
-            lock (_lock)
+            var sleeper = _sleepers[part];
+            if (Volatile.Read(ref sleeper.Asleep) != 0)
             {
-                Monitor.PulseAll(_lock);
+                lock (sleeper)
+                {
+                    Monitor.Pulse(sleeper);
+                }
             }
         }
 
@@ -84,7 +104,7 @@ public sealed class ThreadTeam : IDisposable
             var spinner = default(SpinWait);
             while (Volatile.Read(ref _pending) != 0)
             {
-                Pause(ref polls, ref spinner);
+                Pause(ref polls, ref spinner, _polls);
             }
 
             _work = null;
@@ -96,32 +116,33 @@ public sealed class ThreadTeam : IDisposable
 
     private void MemberLoop(int part)
     {
-        var seen = 0;
+        var sleeper = _sleepers[part];
+        var seen = 0L;
         while (true)
         {
-            int generation;
+            long job;
             var start = Stopwatch.GetTimestamp();
             var polls = 0;
             var spinner = default(SpinWait);
-            while ((generation = Volatile.Read(ref _generation)) == seen && !_disposed)
+            while ((job = Volatile.Read(ref _job)) == seen && !_disposed)
             {
                 // The next product of a training step comes within microseconds; after the spin window, sleep.
-                if (polls >= ClosePolls && Stopwatch.GetTimestamp() - start > SpinTicks)
+                if (polls >= _polls && (!Spins || Stopwatch.GetTimestamp() - start > SpinTicks))
                 {
-                    lock (_lock)
+                    lock (sleeper)
                     {
-                        Interlocked.Increment(ref _sleepers);
-                        while (Volatile.Read(ref _generation) == seen && !_disposed)
+                        Interlocked.Exchange(ref sleeper.Asleep, 1);
+                        while (Volatile.Read(ref _job) == seen && !_disposed)
                         {
-                            Monitor.Wait(_lock);
+                            Monitor.Wait(sleeper);
                         }
 
-                        Interlocked.Decrement(ref _sleepers);
+                        Volatile.Write(ref sleeper.Asleep, 0);
                     }
                 }
                 else
                 {
-                    Pause(ref polls, ref spinner);
+                    Pause(ref polls, ref spinner, _polls);
                 }
             }
 
@@ -130,13 +151,16 @@ public sealed class ThreadTeam : IDisposable
                 return;
             }
 
-            seen = generation;
+            seen = job;
+            if (part >= (int)(job & uint.MaxValue))
+            {
+                // Not in this job: the caller waits for the others only.
+                continue;
+            }
+
             try
             {
-                if (part < _parts)
-                {
-                    _work!.Execute(part);
-                }
+                _work!.Execute(part);
             }
             catch (Exception ex)
             {
@@ -153,9 +177,9 @@ public sealed class ThreadTeam : IDisposable
     /// One wait for a shared flag: close polls at first, so a microsecond-long job is not overslept several times
     /// over, then a backed-off spin that yields, in case the thread being waited for needs this core.
     /// </summary>
-    private static void Pause(ref int polls, ref SpinWait spinner)
+    private static void Pause(ref int polls, ref SpinWait spinner, int closePolls)
     {
-        if (++polls < ClosePolls)
+        if (++polls < closePolls)
         {
             Thread.SpinWait(1);
         }
@@ -173,15 +197,24 @@ public sealed class ThreadTeam : IDisposable
             return;
         }
 
-        lock (_lock)
+        _disposed = true;
+        for (var part = 1; part < Size; part++)
         {
-            _disposed = true;
-            Monitor.PulseAll(_lock);
+            lock (_sleepers[part])
+            {
+                Monitor.Pulse(_sleepers[part]);
+            }
         }
 
         foreach (var member in _members)
         {
             member.Join();
         }
+    }
+
+    /// <summary>A member's lock to sleep on, and whether it sleeps (1) or may be about to.</summary>
+    private sealed class Sleeper
+    {
+        public int Asleep;
     }
 }

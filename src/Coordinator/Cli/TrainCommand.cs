@@ -13,7 +13,7 @@ public static class TrainCommand
         var command = new Command("train", "Train a model. With no options: MNIST 784-128-64-10 (ReLU, softmax), cross-entropy, SGD lr 0.1, batch 64, 5 epochs, seed 0, fetching the data if missing; the workers run inside this process unless --processes is given.");
         var options = new TrainingOptionSet();
         options.AddTo(command);
-        var workers = EnvOption.Create("--workers", "Worker grains, each computing its shard's part of every global batch (default: one per processor).", "CLUSTER_WORKERS", 0);
+        var workers = EnvOption.Create("--workers", "Worker grains, each computing its shard's part of every global batch (default: one per processor, or the processors divided by --threads when that is given).", "CLUSTER_WORKERS", 0);
         var processes = EnvOption.Create("--processes", "Run the workers as separate processes joining over gRPC on 127.0.0.1 instead of inside this process.", "CLUSTER_PROCESSES", false);
         var httpPort = EnvOption.Create("--http-port", "Serve /metrics, /healthz, /readyz and the live /dashboard on this port of 127.0.0.1 (0: off).", "CLUSTER_HTTP_PORT", 0);
         var dashboard = EnvOption.Create("--dashboard", "Serve the live dashboard (on --http-port, or any free port) and open it in a browser.", "CLUSTER_DASHBOARD", false);
@@ -23,14 +23,10 @@ public static class TrainCommand
         command.Options.Add(dashboard);
         CliApp.SetHandler(command, (result, output, cancellationToken) =>
         {
-            var n = result.GetValue(workers);
-            n = n == 0 ? Environment.ProcessorCount : n > 0 ? n : throw new ArgumentException("--workers must be positive.");
             var settings = options.Bind(result);
-            if (result.GetResult(options.Threads) is null or { Implicit: true } && Environment.GetEnvironmentVariable("CLUSTER_THREADS") is null)
-            {
-                // --threads counts per worker; by default the workers share the processors.
-                settings = settings with { Threads = Math.Max(1, Environment.ProcessorCount / n) };
-            }
+            // --threads (or CLUSTER_THREADS) 0 is the default: the workers share the processors.
+            var (n, threads) = Layout(result.GetValue(workers), result.GetValue(options.Threads) > 0 ? settings.Threads : null, Environment.ProcessorCount);
+            settings = settings with { Threads = threads };
 
             var port = result.GetValue(httpPort);
             var open = result.GetValue(dashboard);
@@ -44,6 +40,27 @@ public static class TrainCommand
             return ClusterRunner.RunAsync(settings, cluster, output, cancellationToken);
         });
         return command;
+    }
+
+    /// <summary>
+    /// The in-process workers and the threads of each: <paramref name="workers"/> (0: by default) and
+    /// <paramref name="threads"/> (null: not given) as given, or else sharing the <paramref name="processors"/>. With
+    /// --threads alone, as many workers as have that many processors each (at least one): a 2-thread run on 2 cores is
+    /// one worker, not two with 2 threads each competing for the cores (3 times as long per epoch).
+    /// </summary>
+    public static (int Workers, int Threads) Layout(int workers, int? threads, int processors)
+    {
+        if (workers < 0)
+        {
+            throw new ArgumentException("--workers must be positive.");
+        }
+
+        if (workers == 0)
+        {
+            workers = threads is { } t ? Math.Max(1, processors / t) : processors;
+        }
+
+        return (workers, threads ?? Math.Max(1, processors / workers));
     }
 
     /// <summary>Creates <c>coordinator</c>.</summary>

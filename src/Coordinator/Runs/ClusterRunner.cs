@@ -59,6 +59,11 @@ public static class ClusterRunner
         Say(output, settings, string.Create(CultureInfo.InvariantCulture,
             $"Training {run.Model.Shape()} ({run.Model.ParameterCount:N0} parameters) on {run.DatasetName}: {run.Train.Count:N0} samples, batch {run.Options.BatchSize}, {run.Options.Optimizer} lr {run.Options.LearningRate}, {run.Options.Epochs} epochs; {Describe(cluster, workerThreads, settings.Backend)}"));
 
+        if (cluster.Mode != ClusterMode.Remote && Oversubscribed(cluster.Workers, workerThreads, Environment.ProcessorCount) is { } note)
+        {
+            Say(output, settings, note);
+        }
+
         var embedded = new List<WorkerGrain>();
         var children = new List<(Process Process, Task Drained)>();
         using var metrics = new TrainingMetrics(scope, grain, () => endpoint is null ? (0, 0) : (endpoint.Counters.BytesSent, endpoint.Counters.BytesReceived));
@@ -77,11 +82,11 @@ public static class ClusterRunner
             switch (cluster.Mode)
             {
                 case ClusterMode.Embedded:
-                    // Spinning between steps pays where every compute thread has a core; with more, it takes their cores.
-                    var spin = (long)cluster.Workers * workerThreads <= Environment.ProcessorCount;
+                    // Spinning between steps and products pays where every compute thread has a core; with more, it takes their cores.
+                    var spin = (long)cluster.Workers * Math.Min(workerThreads, Environment.ProcessorCount) <= Environment.ProcessorCount;
                     for (var i = 0; i < cluster.Workers; i++)
                     {
-                        var worker = new WorkerGrain($"worker-{i}", settings.Backend, workerThreads, spinBetweenSteps: spin);
+                        var worker = new WorkerGrain($"worker-{i}", settings.Backend, workerThreads, spinBetweenSteps: spin, computeSpins: spin);
                         embedded.Add(worker);
                         await grain.JoinAsync(new Hello { WorkerId = worker.WorkerId, ProtocolVersion = 1, Threads = workerThreads, Backend = worker.BackendName, Address = "in-process" }, worker, cancellationToken).ConfigureAwait(false);
                     }
@@ -270,6 +275,15 @@ public static class ClusterRunner
         {
             child.Dispose();
         }
+    }
+
+    /// <summary>A note when local workers have more compute threads than the machine has processors; null otherwise.</summary>
+    internal static string? Oversubscribed(int workers, int threads, int processors)
+    {
+        var total = (long)workers * Math.Min(threads, processors);
+        return total <= processors
+            ? null
+            : string.Create(CultureInfo.InvariantCulture, $"Note: {workers} workers of {threads} thread{(threads == 1 ? "" : "s")} each compute on up to {total} threads at once, for {processors} processors; they take turns at the cores, so an epoch takes longer than with {processors} threads in all (the default when --workers and --threads are left out).");
     }
 
     private static void Say(TextWriter output, TrainSettings settings, string message)
