@@ -1,4 +1,8 @@
+using System.Buffers.Binary;
 using Cluster.Tests.Shared;
+using Cluster.Compute;
+using Cluster.Compute.Data;
+using Cluster.Compute.Randomness;
 using Cluster.Compute.Backends;
 using Cluster.Compute.Training;
 using Cluster.Contracts.Grains;
@@ -16,16 +20,16 @@ public sealed class EmbeddedClusterTests
     /// Trains <paramref name="run"/> on <paramref name="workers"/> embedded workers, each joined as itself or as <paramref name="wrap"/>
     /// makes it; the run needs all of them unless <paramref name="minWorkers"/> says fewer.
     /// </summary>
-    private static async Task<(float[] Weights, CoordinatorGrain Grain, List<WorkerGrain> Workers)> TrainEmbeddedAsync(PreparedRun run, int workers, Action<CoordinatorGrain>? before = null, Func<WorkerGrain, IWorkerGrain>? wrap = null, bool spinBetweenSteps = false, int? minWorkers = null)
+    private static async Task<(float[] Weights, CoordinatorGrain Grain, List<WorkerGrain> Workers)> TrainEmbeddedAsync(PreparedRun run, int workers, Action<CoordinatorGrain>? before = null, Func<WorkerGrain, IWorkerGrain>? wrap = null, bool spinBetweenSteps = false, int? minWorkers = null, string? dataDir = null)
     {
         using var eval = new ManagedBackend(1);
         var grain = new CoordinatorGrain(run, new ClusterOptions { MinWorkers = minWorkers ?? workers, MaxWorkers = 16 }, eval, NullLogger.Instance);
         var list = new List<WorkerGrain>();
         for (var i = 0; i < workers; i++)
         {
-            var w = new WorkerGrain($"w{i}", spinBetweenSteps: spinBetweenSteps);
+            var w = new WorkerGrain($"w{i}", dataDir: dataDir, spinBetweenSteps: spinBetweenSteps);
             list.Add(w);
-            await grain.JoinAsync(new Hello { WorkerId = w.WorkerId, ProtocolVersion = 1 }, wrap is null ? w : wrap(w), CancellationToken.None);
+            await grain.JoinAsync(new Hello { WorkerId = w.WorkerId, ProtocolVersion = 1, HasLocalData = w.HasLocalData }, wrap is null ? w : wrap(w), CancellationToken.None);
         }
 
         before?.Invoke(grain);
@@ -48,6 +52,72 @@ public sealed class EmbeddedClusterTests
         Assert.All(list, w => Assert.True(w.ShardSize > 0));
         Assert.Equal(240, list.Sum(w => w.ShardSize));
         list.ForEach(w => w.Dispose());
+    }
+
+    [Fact]
+    public async Task Cluster_WorkersLoadingMnistFromTheirDataDir_TrainAsOnShippedShards()
+    {
+        // Small IDX files in MNIST's layout: a run named mnist lets workers with a --data-dir read their rows themselves.
+        var dir = Directory.CreateTempSubdirectory("local-mnist");
+        var other = Directory.CreateTempSubdirectory("local-mnist-other");
+        try
+        {
+            await LocalAndShipped(dir.FullName, other.FullName);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+            other.Delete(recursive: true);
+        }
+    }
+
+    private static async Task LocalAndShipped(string dir, string other)
+    {
+        WriteIdx(dir, "train", 300, seed: 1);
+        PreparedRun MnistRun()
+        {
+            var model = new Sequential(784, Sequential.Stack([16], Activation.Relu, 10, Activation.Softmax, 0), LossKind.CrossEntropy);
+            model.Initialize(7);
+            var options = new TrainingOptions { Epochs = 2, BatchSize = 40, LearningRate = 0.1f, Optimizer = "sgd", Seed = 7 };
+            return new PreparedRun("mnist", Mnist.LoadTrain(dir), null, null, model, options);
+        }
+
+        var (shipped, _, shippedWorkers) = await TrainEmbeddedAsync(MnistRun(), 2);
+        var (local, _, localWorkers) = await TrainEmbeddedAsync(MnistRun(), 2, dataDir: dir);
+        Assert.Equal(shipped, local);
+        Assert.All(localWorkers, w => Assert.True(w.ShardSize > 0));
+
+        // Workers whose folder holds other pixels train on those: they did read their rows from it.
+        WriteIdx(other, "train", 300, seed: 2);
+        var (fromOther, _, otherWorkers) = await TrainEmbeddedAsync(MnistRun(), 2, dataDir: other);
+        Assert.NotEqual(shipped, fromOther);
+        shippedWorkers.Concat(localWorkers).Concat(otherWorkers).ToList().ForEach(w => w.Dispose());
+    }
+
+    /// <summary>Writes <paramref name="prefix"/>-images and -labels IDX files of <paramref name="count"/> random 28 x 28 samples.</summary>
+    private static void WriteIdx(string directory, string prefix, int count, ulong seed)
+    {
+        var rng = new Rng(seed);
+        var images = new byte[16 + count * 784];
+        var labels = new byte[8 + count];
+        BinaryPrimitives.WriteInt32BigEndian(images, IdxReader.ImagesMagic);
+        BinaryPrimitives.WriteInt32BigEndian(images.AsSpan(4), count);
+        BinaryPrimitives.WriteInt32BigEndian(images.AsSpan(8), 28);
+        BinaryPrimitives.WriteInt32BigEndian(images.AsSpan(12), 28);
+        BinaryPrimitives.WriteInt32BigEndian(labels, IdxReader.LabelsMagic);
+        BinaryPrimitives.WriteInt32BigEndian(labels.AsSpan(4), count);
+        for (var i = 0; i < count; i++)
+        {
+            labels[8 + i] = (byte)rng.NextInt(10);
+            for (var p = 0; p < 784; p++)
+            {
+                // A lit patch per class, as digits light different pixels.
+                images[16 + i * 784 + p] = (byte)(p / 78 == labels[8 + i] ? 150 + rng.NextInt(100) : rng.NextInt(60));
+            }
+        }
+
+        File.WriteAllBytes(Path.Combine(directory, $"{prefix}-images-idx3-ubyte"), images);
+        File.WriteAllBytes(Path.Combine(directory, $"{prefix}-labels-idx1-ubyte"), labels);
     }
 
     [Fact]
