@@ -40,6 +40,13 @@ public interface IWorkerGrain
     /// </summary>
     bool SpinsBetweenSteps => false;
 
+    /// <summary>
+    /// True for a member that refuses its own worker's gradient or loss when it holds NaN or infinity, with a
+    /// NonFiniteAnswerException (a stream's member checks each answer as it decodes it), so the step need not pass
+    /// over the gradient again. False: the step checks the answers of a member that is not <see cref="InProcess"/>.
+    /// </summary>
+    bool ChecksFinite => false;
+
     /// <summary>Admits (or asks to wait) the worker, handing it the model architecture and seed.</summary>
     Task AdmitAsync(Admission admission, CancellationToken cancellationToken);
 

@@ -130,7 +130,7 @@ public sealed partial class CoordinatorGrain
                 // An in-process member's NaN is the model's, and the trainer refuses the step; a remote member's (refused by
                 // its stream, or found here) is judged once the round is over: a fault if another member answered with
                 // finite numbers, else divergence.
-                if (refusedNonFinite || (problem is null && reply is not null && !m.Worker.InProcess && !IsFinite(reply)))
+                if (refusedNonFinite || (problem is null && reply is not null && !m.Worker.InProcess && !m.Worker.ChecksFinite && !IsFinite(reply)))
                 {
                     answered++;
                     (nonFinite ??= []).Add(m);

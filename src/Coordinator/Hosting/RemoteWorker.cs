@@ -56,6 +56,9 @@ internal sealed class RemoteWorker : IWorkerGrain, IHeartbeatingWorker
 
     public string WorkerId { get; }
 
+    /// <inheritdoc/>
+    public bool ChecksFinite => true;
+
 
     public Task AdmitAsync(Admission admission, CancellationToken cancellationToken)
     {
