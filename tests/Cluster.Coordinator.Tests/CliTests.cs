@@ -123,6 +123,12 @@ public sealed class CliTests : IDisposable
         var (swappedCode, swappedPredictions, swappedError) = await RunAsync("predict", "--model", model, "--input", swapped);
         Assert.True(swappedCode == 0, swappedError);
         Assert.Equal(predictions, swappedPredictions);
+        // A labelled file with quoted names, as spreadsheets write them: the label column is left out as it is when
+        // unquoted, whatever it holds (blank, or a class the model does not know).
+        var quoted = Csv("quoted.csv", i => i == 0 ? "\"\",2,0" : "\"purple\",-1,1.7", 2, "\"colour\",\"x\",\"y\"");
+        var (quotedCode, quotedPredictions, quotedError) = await RunAsync("predict", "--model", model, "--input", quoted);
+        Assert.True(quotedCode == 0, quotedError);
+        Assert.Equal(predictions, quotedPredictions);
         var unknown = Csv("unknown.csv", _ => "0,2", 1, "y,z");
         var (unknownCode, _, unknownError) = await RunAsync("predict", "--model", model, "--input", unknown);
         Assert.Equal(1, unknownCode);

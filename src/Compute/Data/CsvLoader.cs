@@ -21,8 +21,11 @@ public static class CsvLoader
     /// <summary>Most distinct whole-number labels that auto-detection still treats as classes.</summary>
     public const int MaxAutoClasses = 20;
 
-    /// <summary>Loads <paramref name="path"/>; <paramref name="labelColumn"/> names the label (null: feature columns only, for prediction).</summary>
-    public static Dataset Load(string path, string? labelColumn, CsvTask task = CsvTask.Auto, string[]? classNames = null)
+    /// <summary>
+    /// Loads <paramref name="path"/>; <paramref name="labelColumn"/> names the label (null: feature columns only, for
+    /// prediction). A column named <paramref name="skipColumn"/>, when there is one, is left out whatever it holds.
+    /// </summary>
+    public static Dataset Load(string path, string? labelColumn, CsvTask task = CsvTask.Auto, string[]? classNames = null, string? skipColumn = null)
     {
         if (!File.Exists(path))
         {
@@ -30,11 +33,11 @@ public static class CsvLoader
         }
 
         using var reader = new StreamReader(path);
-        return Load(reader, Path.GetFileName(path), labelColumn, task, classNames);
+        return Load(reader, Path.GetFileName(path), labelColumn, task, classNames, skipColumn);
     }
 
     /// <summary>Loads CSV text; <paramref name="name"/> names it in errors.</summary>
-    public static Dataset Load(TextReader reader, string name, string? labelColumn, CsvTask task = CsvTask.Auto, string[]? classNames = null)
+    public static Dataset Load(TextReader reader, string name, string? labelColumn, CsvTask task = CsvTask.Auto, string[]? classNames = null, string? skipColumn = null)
     {
         var header = reader.ReadLine() ?? throw new InvalidDataException($"{name}: the file is empty; it needs a header row.");
         var columns = Split(header).Select(c => c.Trim()).ToArray();
@@ -51,7 +54,8 @@ public static class CsvLoader
             }
         }
 
-        var featureNames = columns.Where((_, i) => i != labelIndex).ToArray();
+        var skipIndex = skipColumn is null ? -1 : Array.FindIndex(columns, c => string.Equals(c, skipColumn, StringComparison.OrdinalIgnoreCase));
+        var featureNames = columns.Where((_, i) => i != labelIndex && i != skipIndex).ToArray();
         if (featureNames.Length == 0)
         {
             throw new InvalidDataException($"{name}: no feature columns besides the label.");
@@ -79,6 +83,11 @@ public static class CsvLoader
                 if (i == labelIndex)
                 {
                     labels.Add(cells[i].Trim());
+                    continue;
+                }
+
+                if (i == skipIndex)
+                {
                     continue;
                 }
 

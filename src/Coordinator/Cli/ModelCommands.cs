@@ -134,19 +134,8 @@ public static class ModelCommands
 
     private static Dataset LoadFeatures(string path, Sequential model)
     {
-        // Drop the label column when present so a labelled file can be fed as is.
-        var label = model.Metadata.LabelName;
-        Dataset data;
-        using (var reader = new StreamReader(path))
-        {
-            var header = reader.ReadLine() ?? throw new InvalidDataException($"{path}: the file is empty.");
-            var hasLabel = label is not null && header.Split(',').Any(h => string.Equals(h.Trim(), label, StringComparison.OrdinalIgnoreCase));
-            using var text = new StringReader(header + "\n" + reader.ReadToEnd());
-            var task = model.Metadata.ClassNames is null ? CsvTask.Regression : CsvTask.Classification;
-            data = CsvLoader.Load(text, Path.GetFileName(path), hasLabel ? label : null, task, model.Metadata.ClassNames)
-                .WithColumnsOf(model.Metadata.FeatureNames, "the model");
-        }
-
+        // A labelled file can be fed as is: its label column is left out, whatever it holds (a blank, a new class).
+        var data = CsvLoader.Load(path, labelColumn: null, skipColumn: model.Metadata.LabelName).WithColumnsOf(model.Metadata.FeatureNames, "the model");
         if (data.FeatureCount != model.InputSize)
         {
             throw new ArgumentException($"{path} has {data.FeatureCount} feature columns; the model takes {model.InputSize}.");
