@@ -146,6 +146,10 @@ public sealed class DataTests : IDisposable
         Assert.Contains("line 3", Assert.Throws<InvalidDataException>(() => CsvLoader.Load(new StringReader("x,y\n1,2\nabc,3\n"), "f", "y")).Message);
         Assert.Contains("2 fields", Assert.Throws<InvalidDataException>(() => CsvLoader.Load(new StringReader("x,y,z\n1,2\n"), "f", "y")).Message);
         Assert.Contains("empty", Assert.Throws<InvalidDataException>(() => CsvLoader.Load(new StringReader(""), "f", "y")).Message);
+        // Two columns of one name (ignoring case, as columns are matched): which one a model's 'a' is would be a guess.
+        Assert.Equal("f: columns 1 and 3 are both named 'A'; each column needs a name of its own (names are compared ignoring case).",
+            Assert.Throws<InvalidDataException>(() => CsvLoader.Load(new StringReader("a,y,A\n1,2,3\n4,5,6\n"), "f", "y")).Message);
+        Assert.Contains("both named 'a'", Assert.Throws<InvalidDataException>(() => CsvLoader.Load(new StringReader("a,a\n1,2\n"), "f", null)).Message);
     }
 
     [Fact]

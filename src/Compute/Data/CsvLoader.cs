@@ -41,6 +41,16 @@ public static class CsvLoader
     {
         var header = reader.ReadLine() ?? throw new InvalidDataException($"{name}: the file is empty; it needs a header row.");
         var columns = Split(header).Select(c => c.Trim()).ToArray();
+        // Columns are found by name (the label, and features matched to a model's), so each needs its own.
+        for (var i = 1; i < columns.Length; i++)
+        {
+            var first = Array.FindIndex(columns, 0, i, c => string.Equals(c, columns[i], StringComparison.OrdinalIgnoreCase));
+            if (first >= 0)
+            {
+                throw new InvalidDataException($"{name}: columns {first + 1} and {i + 1} are both named '{columns[i]}'; each column needs a name of its own (names are compared ignoring case).");
+            }
+        }
+
         var labelIndex = -1;
         if (labelColumn is not null)
         {
