@@ -6,6 +6,7 @@ using Cluster.Compute.Randomness;
 using Cluster.Compute.Backends;
 using Cluster.Compute.Training;
 using Cluster.Contracts.Grains;
+using Cluster.Contracts.Grpc;
 using Cluster.Contracts.V1;
 using Cluster.Coordinator.Grains;
 using Cluster.Coordinator.Runs;
@@ -281,6 +282,44 @@ public sealed class EmbeddedClusterTests
                 // Fails once rank 0 has answered, so its sum is the one held.
                 await Task.Delay(50, cancellationToken);
                 throw new InvalidOperationException("injected failure");
+            }
+
+            return await inner.ComputeAsync(command, cancellationToken);
+        }
+
+        public Task StopAsync(Stop stop, CancellationToken cancellationToken) => inner.StopAsync(stop, cancellationToken);
+    }
+
+    [Fact]
+    public async Task Cluster_RunStoppedWhileAMemberFails_EndsAsAStop_NotWithTheMembersError()
+    {
+        // As when train --processes learns that its worker processes are gone while their streams break: the run's
+        // token is cancelled, then the member's call fails with its own error.
+        using var stop = new CancellationTokenSource();
+        using var eval = new ManagedBackend(1);
+        var grain = new CoordinatorGrain(TestRuns.Run(), new ClusterOptions { MinWorkers = 1, MaxWorkers = 4 }, eval, NullLogger.Instance);
+        using var worker = new WorkerGrain("w0");
+        await grain.JoinAsync(new Hello { WorkerId = "w0", ProtocolVersion = 1 }, new BreaksAfterStop(worker, 3, stop), CancellationToken.None);
+        var ex = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => grain.RunAsync(stop.Token).WaitAsync(TimeSpan.FromMinutes(1)));
+        Assert.IsType<GrpcStatusException>(ex.InnerException);
+        Assert.Equal(3, grain.Trainer.State.GlobalStep);
+    }
+
+    /// <summary>A member whose stream breaks at <paramref name="step"/>, just after the run was stopped.</summary>
+    private sealed class BreaksAfterStop(IWorkerGrain inner, long step, CancellationTokenSource stop) : IWorkerGrain
+    {
+        public string WorkerId => inner.WorkerId;
+
+        public Task AdmitAsync(Admission admission, CancellationToken cancellationToken) => inner.AdmitAsync(admission, cancellationToken);
+
+        public Task LoadShardAsync(ShardData chunk, CancellationToken cancellationToken) => inner.LoadShardAsync(chunk, cancellationToken);
+
+        public async Task<GradientReply> ComputeAsync(StepCommand command, CancellationToken cancellationToken)
+        {
+            if (command.Step == step)
+            {
+                await stop.CancelAsync();
+                throw new GrpcStatusException(GrpcStatusCode.Unavailable, $"Worker {WorkerId} disconnected: the stream broke");
             }
 
             return await inner.ComputeAsync(command, cancellationToken);

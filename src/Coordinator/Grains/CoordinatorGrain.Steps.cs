@@ -120,6 +120,13 @@ public sealed partial class CoordinatorGrain
                         ? m.FailureReason ?? $"no answer within the step timeout of {_options.StepTimeout.TotalSeconds:0} s"
                         : ex.Message;
                 }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    // The run was stopped while this member failed (train --processes when its worker processes are
+                    // killed: their streams break as the run learns that they are gone). The stop is what ends the
+                    // run, as in a shard delivery; before, the member's error escaped as an unhandled exception.
+                    throw new OperationCanceledException("The run was stopped during a step.", ex, cancellationToken);
+                }
                 finally
                 {
                     // A step cancelled by the run's token leaves the later calls' sources to the collector.
