@@ -65,6 +65,7 @@ public sealed partial class SiloHost
         while (!cancellationToken.IsCancellationRequested)
         {
             var contactBefore = _lastContact;
+            string? lost = null;
             try
             {
                 var outcome = await ServeAsync(client, cancellationToken).ConfigureAwait(false);
@@ -90,7 +91,7 @@ public sealed partial class SiloHost
             catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
                 // Anything else that ends a connection is retried: the coordinator may be restarting.
-                LogDisconnected(_logger, ex.Message, backoff.TotalSeconds);
+                lost = ex.Message;
             }
 
             Ready = false;
@@ -106,13 +107,22 @@ public sealed partial class SiloHost
             // for an hour before its coordinator was killed still waits its whole timeout for the coordinator to come back.
             if (Stopwatch.GetElapsedTime(_lastContact) > _options.ConnectTimeout)
             {
-                LogGaveUp(_logger, _options.Coordinator.ToString(), _options.ConnectTimeout.TotalSeconds);
+                // Said once, with the last reason, instead of a "retrying in" that does not come.
+                LogGaveUp(_logger, _options.Coordinator.ToString(), _options.ConnectTimeout.TotalSeconds, lost ?? "the connection ended");
                 return 2;
+            }
+
+            // The last wait ends at the timeout, so the last try is made then and not up to a backoff later.
+            var left = _options.ConnectTimeout - Stopwatch.GetElapsedTime(_lastContact);
+            var delay = TimeSpan.FromTicks(Math.Clamp((backoff + TimeSpan.FromMilliseconds(Random.Shared.Next(100))).Ticks, 0, Math.Max(left.Ticks, 0)));
+            if (lost is not null)
+            {
+                LogDisconnected(_logger, lost, delay.TotalSeconds);
             }
 
             try
             {
-                await Task.Delay(backoff + TimeSpan.FromMilliseconds(Random.Shared.Next(100)), cancellationToken).ConfigureAwait(false);
+                await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
@@ -347,8 +357,8 @@ public sealed partial class SiloHost
     [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "Connection to the coordinator lost ({Reason}); retrying in {Seconds:0.0} s")]
     private static partial void LogDisconnected(ILogger logger, string reason, double seconds);
 
-    [LoggerMessage(EventId = 103, Level = LogLevel.Error, Message = "The coordinator at {Address} could not be reached for {Seconds} s; giving up")]
-    private static partial void LogGaveUp(ILogger logger, string address, double seconds);
+    [LoggerMessage(EventId = 103, Level = LogLevel.Error, Message = "The coordinator at {Address} could not be reached for {Seconds} s ({Reason}); giving up")]
+    private static partial void LogGaveUp(ILogger logger, string address, double seconds, string reason);
 
     [LoggerMessage(EventId = 104, Level = LogLevel.Information, Message = "Run stopped by the coordinator: {Reason} (completed: {Completed})")]
     private static partial void LogStopped(ILogger logger, string reason, bool completed);
