@@ -15,12 +15,15 @@ internal sealed class ShardStore
     private readonly int _featureCount;
     private readonly int _outputWidth;
     private readonly int _classCount;
-    private readonly float[] _features;
-    private readonly int[]? _labels;
-    private readonly float[]? _targets;
-    private readonly bool[] _filled;
+    // The shard's own copy, allocated when the first samples arrive; none when it reads the coordinator's set in place.
+    private float[] _features = [];
+    private int[]? _labels;
+    private float[]? _targets;
+    private bool[] _filled = [];
     private int _filledCount;
     private Dataset? _data;
+    private Dataset? _inPlace;
+    private bool _allocated;
 
     public ShardStore(ShardData first, Sequential model)
     {
@@ -52,21 +55,15 @@ internal sealed class ShardStore
         {
             throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"The shard has {_featureCount} features per sample; the model takes {model.InputSize}.");
         }
-
-        _features = new float[_count * _featureCount];
-        if (_classCount > 0)
-        {
-            _labels = new int[_count];
-        }
-        else
-        {
-            _targets = new float[_count * _outputWidth];
-        }
-
-        _filled = new bool[_count];
     }
 
     public long Generation { get; }
+
+    /// <summary>Samples in the shard.</summary>
+    public int Count => _count;
+
+    /// <summary>Whether the shard reads its rows from a shared training set in place.</summary>
+    public bool InPlace => _inPlace is not null;
 
     public Dataset Data => _data ?? throw new InvalidOperationException("The shard is not complete.");
 
@@ -89,7 +86,8 @@ internal sealed class ShardStore
             }
             else
             {
-                return _rangeOffsets[mid] + index - r.Start;
+                // Read in place, a sample's row is its index in the coordinator's set.
+                return _inPlace is null ? _rangeOffsets[mid] + index - r.Start : index;
             }
         }
 
@@ -103,6 +101,7 @@ internal sealed class ShardStore
             throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, "A shard chunk disagrees with its generation's shape.");
         }
 
+        Allocate();
         var n = chunk.Count;
         var bytesPerValue = chunk.Encoding == ShardData.Types.Encoding.Uint8Div255 ? 1 : 4;
         if (chunk.Features.Length != (long)n * _featureCount * bytesPerValue)
@@ -164,6 +163,7 @@ internal sealed class ShardStore
             throw new GrpcStatusException(GrpcStatusCode.FailedPrecondition, $"This worker can only load MNIST locally, not '{dataset}'.");
         }
 
+        Allocate();
         // The rows of the shard only, scaled as they are read: scaling the whole set first took 188 MB more at each
         // re-plan (of a worker that may hold a tenth of it).
         var (images, labels) = Mnist.ReadTrain(directory);
@@ -192,6 +192,26 @@ internal sealed class ShardStore
         _filledCount = _count;
     }
 
+    /// <summary>
+    /// Takes the shard's rows from <paramref name="train"/> where they lie: an in-process worker's copy of the
+    /// coordinator's own training set (the same samples it would be sent), so nothing is encoded, sent or copied.
+    /// </summary>
+    public void UseInPlace(Dataset train)
+    {
+        if (train.FeatureCount != _featureCount || train.ClassCount != _classCount || (_classCount == 0 && train.TargetCount != _outputWidth))
+        {
+            throw new GrpcStatusException(GrpcStatusCode.FailedPrecondition, "The training set this worker shares with its coordinator does not have the shard's shape.");
+        }
+
+        if (_ranges.Length > 0 && (long)_ranges[^1].Start + _ranges[^1].Count > train.Count)
+        {
+            throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"Shard index {(long)_ranges[^1].Start + _ranges[^1].Count - 1} is beyond the {train.Count} samples of the shared training set.");
+        }
+
+        _inPlace = train;
+        _filledCount = _count;
+    }
+
     public void Complete()
     {
         if (_filledCount != _count)
@@ -199,8 +219,42 @@ internal sealed class ShardStore
             throw new GrpcStatusException(GrpcStatusCode.DataLoss, $"The shard ended with {_filledCount} of {_count} samples.");
         }
 
+        if (_inPlace is not null)
+        {
+            _data = _inPlace;
+            return;
+        }
+
+        Allocate();
         _data = _labels is not null
             ? new Dataset("shard", _featureCount, _features, _labels, _classCount)
             : new Dataset("shard", _featureCount, _features, null, 0, _targets, _outputWidth);
+    }
+
+    private void Allocate()
+    {
+        if (_inPlace is not null)
+        {
+            throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, "Samples arrived for a shard that reads the shared training set in place.");
+        }
+
+        if (_allocated)
+        {
+            return;
+        }
+
+        _allocated = true;
+
+        _features = new float[_count * _featureCount];
+        if (_classCount > 0)
+        {
+            _labels = new int[_count];
+        }
+        else
+        {
+            _targets = new float[_count * _outputWidth];
+        }
+
+        _filled = new bool[_count];
     }
 }

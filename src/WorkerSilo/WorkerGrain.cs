@@ -17,6 +17,7 @@ public sealed class WorkerGrain : IWorkerGrain, IDisposable
 {
     private readonly ComputeBackend _backend;
     private readonly string? _dataDir;
+    private readonly Dataset? _trainingSet;
     private readonly SemaphoreSlim _turn = new(1, 1);
     private Sequential? _model;
     private GradientEngine? _engine;
@@ -34,9 +35,11 @@ public sealed class WorkerGrain : IWorkerGrain, IDisposable
     /// lets it load MNIST itself. <paramref name="spinBetweenSteps"/>: its steps' thread spins briefly between steps instead
     /// of sleeping, for an in-process worker whose threads have cores to themselves. <paramref name="computeSpins"/>:
     /// whether its compute threads spin between products (by default, when they fit the processors; false when other
-    /// workers' threads share them).
+    /// workers' threads share them). <paramref name="trainingSet"/>: for a worker in its coordinator's process, the
+    /// coordinator's own training set, from which it reads its shard's rows in place (see
+    /// <see cref="IWorkerGrain.TrainingSetInPlace"/>).
     /// </summary>
-    public WorkerGrain(string workerId, string backend = "auto", int threads = 1, string? dataDir = null, bool spinBetweenSteps = false, bool? computeSpins = null)
+    public WorkerGrain(string workerId, string backend = "auto", int threads = 1, string? dataDir = null, bool spinBetweenSteps = false, bool? computeSpins = null, Dataset? trainingSet = null)
     {
         if (string.IsNullOrWhiteSpace(workerId))
         {
@@ -46,6 +49,7 @@ public sealed class WorkerGrain : IWorkerGrain, IDisposable
         WorkerId = workerId;
         _backend = BackendFactory.Create(backend, threads, computeSpins);
         _dataDir = dataDir;
+        _trainingSet = trainingSet;
         SpinsBetweenSteps = spinBetweenSteps;
     }
 
@@ -68,7 +72,13 @@ public sealed class WorkerGrain : IWorkerGrain, IDisposable
     public long ShardGeneration => _shard?.Generation ?? -1;
 
     /// <summary>Samples in the shard now held.</summary>
-    public int ShardSize => _shard?.Data.Count ?? 0;
+    public int ShardSize => _shard?.Count ?? 0;
+
+    /// <inheritdoc/>
+    public object? TrainingSetInPlace => _trainingSet;
+
+    /// <summary>Whether the current shard is read from <see cref="TrainingSetInPlace"/> instead of a copy.</summary>
+    public bool ShardInPlace => _shard?.InPlace ?? false;
 
     /// <summary>
     /// The weights of the last step computed (the worker's model copy), except where a silo computes on its
@@ -139,7 +149,11 @@ public sealed class WorkerGrain : IWorkerGrain, IDisposable
                 _incoming = new ShardStore(chunk, model);
             }
 
-            if (chunk.LoadLocally)
+            if (chunk.LoadLocally && _trainingSet is not null)
+            {
+                _incoming.UseInPlace(_trainingSet);
+            }
+            else if (chunk.LoadLocally)
             {
                 var dir = _dataDir ?? throw new GrpcStatusException(GrpcStatusCode.FailedPrecondition, "The coordinator asked this worker to load its shard locally, but it has no --data-dir.");
                 await Task.Run(() => _incoming.LoadLocal(dir, Admission?.Dataset ?? ""), cancellationToken).ConfigureAwait(false);

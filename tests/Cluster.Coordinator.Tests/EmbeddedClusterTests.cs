@@ -21,14 +21,14 @@ public sealed class EmbeddedClusterTests
     /// Trains <paramref name="run"/> on <paramref name="workers"/> embedded workers, each joined as itself or as <paramref name="wrap"/>
     /// makes it; the run needs all of them unless <paramref name="minWorkers"/> says fewer.
     /// </summary>
-    private static async Task<(float[] Weights, CoordinatorGrain Grain, List<WorkerGrain> Workers)> TrainEmbeddedAsync(PreparedRun run, int workers, Action<CoordinatorGrain>? before = null, Func<WorkerGrain, IWorkerGrain>? wrap = null, bool spinBetweenSteps = false, int? minWorkers = null, string? dataDir = null)
+    private static async Task<(float[] Weights, CoordinatorGrain Grain, List<WorkerGrain> Workers)> TrainEmbeddedAsync(PreparedRun run, int workers, Action<CoordinatorGrain>? before = null, Func<WorkerGrain, IWorkerGrain>? wrap = null, bool spinBetweenSteps = false, int? minWorkers = null, string? dataDir = null, Func<PreparedRun, Dataset>? trainingSet = null)
     {
         using var eval = new ManagedBackend(1);
         var grain = new CoordinatorGrain(run, new ClusterOptions { MinWorkers = minWorkers ?? workers, MaxWorkers = 16 }, eval, NullLogger.Instance);
         var list = new List<WorkerGrain>();
         for (var i = 0; i < workers; i++)
         {
-            var w = new WorkerGrain($"w{i}", dataDir: dataDir, spinBetweenSteps: spinBetweenSteps);
+            var w = new WorkerGrain($"w{i}", dataDir: dataDir, spinBetweenSteps: spinBetweenSteps, trainingSet: trainingSet?.Invoke(run));
             list.Add(w);
             await grain.JoinAsync(new Hello { WorkerId = w.WorkerId, ProtocolVersion = 1, HasLocalData = w.HasLocalData }, wrap is null ? w : wrap(w), CancellationToken.None);
         }
@@ -53,6 +53,25 @@ public sealed class EmbeddedClusterTests
         Assert.All(list, w => Assert.True(w.ShardSize > 0));
         Assert.Equal(240, list.Sum(w => w.ShardSize));
         list.ForEach(w => w.Dispose());
+    }
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    public async Task Cluster_InProcessWorkersOnTheRunsTrainingSet_ReadTheirShardsInPlace_WithTheSameBits(int workers)
+    {
+        var (shipped, _, shippedWorkers) = await TrainEmbeddedAsync(TestRuns.Run(), workers);
+        var (inPlace, _, inPlaceWorkers) = await TrainEmbeddedAsync(TestRuns.Run(), workers, trainingSet: run => run.Train);
+        Assert.Equal(shipped, inPlace);
+        Assert.All(inPlaceWorkers, w => Assert.True(w.ShardInPlace));
+        Assert.All(shippedWorkers, w => Assert.False(w.ShardInPlace));
+        Assert.Equal(240, inPlaceWorkers.Sum(w => w.ShardSize));
+
+        // Another set with the same samples is not the run's: those workers are sent their shards, as before.
+        var (copied, _, copiedWorkers) = await TrainEmbeddedAsync(TestRuns.Run(), workers, trainingSet: _ => TestRuns.Data(240, 1));
+        Assert.Equal(shipped, copied);
+        Assert.All(copiedWorkers, w => Assert.False(w.ShardInPlace));
+        shippedWorkers.Concat(inPlaceWorkers).Concat(copiedWorkers).ToList().ForEach(w => w.Dispose());
     }
 
     [Fact]

@@ -47,6 +47,13 @@ public interface IWorkerGrain
     /// </summary>
     bool ChecksFinite => false;
 
+    /// <summary>
+    /// For a worker in the coordinator's process built on the coordinator's own training set (that object): it reads
+    /// its shard's rows from it in place, so the coordinator sends it only its ranges (a shard chunk marked
+    /// <c>load_locally</c>) instead of encoding and copying the samples. Null for any other worker.
+    /// </summary>
+    object? TrainingSetInPlace => null;
+
     /// <summary>Admits (or asks to wait) the worker, handing it the model architecture and seed.</summary>
     Task AdmitAsync(Admission admission, CancellationToken cancellationToken);
 

@@ -201,7 +201,8 @@ public sealed partial class CoordinatorGrain
 
     private async Task<bool> DeliverAsync(Member m, long generation, IndexRange[] ranges, CancellationToken cancellationToken)
     {
-        var local = LocalDataAllowed && m.Hello.HasLocalData;
+        // A worker that loads MNIST itself, or an in-process one that reads this run's training set in place.
+        var local = (LocalDataAllowed && m.Hello.HasLocalData) || (m.Worker.TrainingSetInPlace is { } set && ReferenceEquals(set, _run.Train));
         try
         {
             foreach (var chunk in _encoder.Chunks(generation, ranges, local))

@@ -86,7 +86,7 @@ public static class ClusterRunner
                     var spin = (long)cluster.Workers * Math.Min(workerThreads, Environment.ProcessorCount) <= Environment.ProcessorCount;
                     for (var i = 0; i < cluster.Workers; i++)
                     {
-                        var worker = new WorkerGrain($"worker-{i}", settings.Backend, workerThreads, spinBetweenSteps: spin, computeSpins: spin);
+                        var worker = new WorkerGrain($"worker-{i}", settings.Backend, workerThreads, spinBetweenSteps: spin, computeSpins: spin, trainingSet: run.Train);
                         embedded.Add(worker);
                         await grain.JoinAsync(new Hello { WorkerId = worker.WorkerId, ProtocolVersion = 1, Threads = workerThreads, Backend = worker.BackendName, Address = "in-process" }, worker, cancellationToken).ConfigureAwait(false);
                     }
