@@ -59,9 +59,10 @@ public static class ClusterRunner
         Say(output, settings, string.Create(CultureInfo.InvariantCulture,
             $"Training {run.Model.Shape()} ({run.Model.ParameterCount:N0} parameters) on {run.DatasetName}: {run.Train.Count:N0} samples, batch {run.Options.BatchSize}, {run.Options.Optimizer} lr {run.Options.LearningRate}, {run.Options.Epochs} epochs; {Describe(cluster, workerThreads, settings.Backend)}"));
 
-        if (cluster.Mode != ClusterMode.Remote && Oversubscribed(cluster.Workers, workerThreads, Environment.ProcessorCount) is { } note)
+        var oversubscribed = Oversubscribed(cluster.Workers, workerThreads, Environment.ProcessorCount);
+        if (cluster.Mode != ClusterMode.Remote && oversubscribed is not null)
         {
-            Say(output, settings, note);
+            Say(output, settings, oversubscribed);
         }
 
         var embedded = new List<WorkerGrain>();
@@ -83,7 +84,7 @@ public static class ClusterRunner
             {
                 case ClusterMode.Embedded:
                     // Spinning between steps and products pays where every compute thread has a core; with more, it takes their cores.
-                    var spin = (long)cluster.Workers * Math.Min(workerThreads, Environment.ProcessorCount) <= Environment.ProcessorCount;
+                    var spin = oversubscribed is null;
                     for (var i = 0; i < cluster.Workers; i++)
                     {
                         var worker = new WorkerGrain($"worker-{i}", settings.Backend, workerThreads, spinBetweenSteps: spin, computeSpins: spin, trainingSet: run.Train);
