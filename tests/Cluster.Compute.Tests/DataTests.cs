@@ -101,6 +101,25 @@ public sealed class DataTests : IDisposable
     }
 
     [Fact]
+    public void Mnist_FromIdx_ManySlices_ScalesEveryPixelAsTheScalarReference()
+    {
+        // More pixels than three of the slices scaled in parallel, and a ragged last one: each is x / 255.
+        const int count = 4013;
+        var pixels = new byte[count * 784];
+        for (var i = 0; i < pixels.Length; i++)
+        {
+            pixels[i] = (byte)(i * 31 % 256);
+        }
+
+        var data = Mnist.FromIdx(new IdxImages(count, 28, 28, pixels), new byte[count], "m");
+        Assert.True(pixels.Length > 3 * (1 << 20));
+        for (var i = 0; i < pixels.Length; i++)
+        {
+            Assert.True(data.Features[i] == pixels[i] / 255f, $"pixel {i}: {data.Features[i]} for {pixels[i]}");
+        }
+    }
+
+    [Fact]
     public void Verify_CorruptFile_NamesItAndSaysWhatToDo()
     {
         foreach (var (name, _) in Mnist.Files)
