@@ -18,7 +18,7 @@ public static class WorkerCli
         var command = new Command(name, "Join a coordinator as a worker silo and compute gradients until the run ends. SIGTERM finishes the current step and leaves gracefully. Exit codes: 0 the run ended (or the worker left), 1 bad options or a run stopped unfinished, 2 no coordinator reached within --connect-timeout-seconds, 3 refused by the coordinator (token, worker id, protocol version, or repeated NaN gradients).");
         var coordinator = EnvOption.Create<string?>("--coordinator", "Coordinator address, e.g. http://coordinator:5000 (https:// for TLS).", "CLUSTER_COORDINATOR", null);
         var workerId = EnvOption.Create<string?>("--worker-id", "Unique worker id (default: POD_NAME, else host name and process id).", "CLUSTER_WORKER_ID", null);
-        var threads = EnvOption.Create("--threads", "Compute threads.", "CLUSTER_THREADS", 1);
+        var threads = EnvOption.Create("--threads", "Compute threads (the managed backend computes a product on at most the processor count).", "CLUSTER_THREADS", 1);
         var backend = EnvOption.Create("--backend", "Compute backend: auto, managed or openblas.", "CLUSTER_BACKEND", "auto");
         var dataDir = EnvOption.Create<string?>("--data-dir", "Load MNIST from this folder instead of receiving the shard from the coordinator; its training files are checked (SHA-256) before the worker dials.", "CLUSTER_DATA_DIR", null);
         var token = EnvOption.Create<string?>("--token", "Cluster token (prefer --token-file or a mounted Secret).", "CLUSTER_TOKEN", null);

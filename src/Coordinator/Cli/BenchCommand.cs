@@ -27,7 +27,7 @@ public static class BenchCommand
 
     private static Option<string> Backends() => new("--backend") { Description = "auto, managed, openblas, or all (every one available).", DefaultValueFactory = _ => "all" };
 
-    private static Option<string> ThreadCounts() => new("--threads") { Description = "Thread counts to measure, comma-separated (default: 1 and the processor count).", DefaultValueFactory = _ => $"1,{Environment.ProcessorCount}" };
+    private static Option<string> ThreadCounts() => new("--threads") { Description = "Thread counts to measure, comma-separated (default: 1 and the processor count; the managed backend computes on at most the processor count).", DefaultValueFactory = _ => $"1,{Environment.ProcessorCount}" };
 
     private static Command Gemm()
     {

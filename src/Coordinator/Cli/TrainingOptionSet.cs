@@ -30,7 +30,7 @@ public sealed class TrainingOptionSet
     private readonly Option<int> _batchSize = EnvOption.Create("--batch-size", "Samples per (global) mini-batch; the training-set size gives full-batch descent, 1 stochastic.", "CLUSTER_BATCH_SIZE", 64);
     private readonly Option<int> _epochs = EnvOption.Create("--epochs", "Passes over the training data.", "CLUSTER_EPOCHS", 5);
     private readonly Option<ulong> _seed = EnvOption.Create("--seed", "Seed of every random choice (init, shuffles, dropout, splits).", "CLUSTER_SEED", 0UL);
-    private readonly Option<int> _threads = EnvOption.Create("--threads", "Compute threads per worker (default: the processors shared among the workers).", "CLUSTER_THREADS", 0);
+    private readonly Option<int> _threads = EnvOption.Create("--threads", "Compute threads per worker (default: the processors shared among the workers); the managed backend computes a product on at most the processor count.", "CLUSTER_THREADS", 0);
     private readonly Option<string> _backend = EnvOption.Create("--backend", "Compute backend: auto, managed or openblas.", "CLUSTER_BACKEND", "auto");
     private readonly Option<string> _schedule = EnvOption.Create("--lr-schedule", "constant, step:EPOCHS:GAMMA or exp:GAMMA.", "CLUSTER_LR_SCHEDULE", "constant");
     private readonly Option<double> _validationSplit = EnvOption.Create("--validation-split", "Fraction of the training data held out for validation (0 = none).", "CLUSTER_VALIDATION_SPLIT", 0.0);
