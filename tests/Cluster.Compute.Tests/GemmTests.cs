@@ -399,6 +399,13 @@ public sealed class GemmTests
             {
                 Assert.Equal("openblas", backend.Name);
             }
+
+            // More threads than processors: the library is told the processor count, as the managed backend splits.
+            using var wide = OpenBlasBackend.TryCreate(Environment.ProcessorCount + 2, out _)!;
+            Assert.Equal((Environment.ProcessorCount + 2, Environment.ProcessorCount), (wide.Threads, wide.Parallelism));
+            Assert.Equal(Environment.ProcessorCount, wide.LibraryThreads ?? Environment.ProcessorCount);
+            using var one = OpenBlasBackend.TryCreate(1, out _)!;
+            Assert.Equal(1, one.LibraryThreads ?? 1);
         }
 
         Assert.Throws<ArgumentException>(() => BackendFactory.Create("cuda-please", 1));

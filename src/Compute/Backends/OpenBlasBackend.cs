@@ -18,11 +18,20 @@ public sealed unsafe class OpenBlasBackend : ComputeBackend
         _library = library;
         _sgemm = (delegate* unmanaged<int, int, int, int, int, int, float, float*, int, float*, int, float, float*, int, void>)sgemm;
         Threads = threads;
+        // As the managed backend: threads past the processor count only queue for a core (4 OpenBLAS threads on 2 cores
+        // took 0.65 s per MNIST epoch against 0.47 s with 2).
+        Parallelism = Math.Min(threads, Environment.ProcessorCount);
         if (NativeLibrary.TryGetExport(library, "openblas_set_num_threads", out var setThreads))
         {
-            ((delegate* unmanaged<int, void>)setThreads)(threads);
+            ((delegate* unmanaged<int, void>)setThreads)(Parallelism);
         }
     }
+
+    /// <summary>The threads OpenBLAS is told to use: <see cref="Threads"/>, up to the processor count.</summary>
+    public int Parallelism { get; }
+
+    /// <summary>The library's own thread count (openblas_get_num_threads), or null when it does not say.</summary>
+    internal int? LibraryThreads => NativeLibrary.TryGetExport(_library, "openblas_get_num_threads", out var get) ? ((delegate* unmanaged<int>)get)() : null;
 
     /// <inheritdoc/>
     public override string Name => "openblas";
