@@ -105,7 +105,8 @@ public sealed partial class SiloHost
 
             // Counted from the end of the last connection the coordinator spoke on, however it ended: a worker that trained
             // for an hour before its coordinator was killed still waits its whole timeout for the coordinator to come back.
-            if (Stopwatch.GetElapsedTime(_lastContact) > _options.ConnectTimeout)
+            var left = _options.ConnectTimeout - Stopwatch.GetElapsedTime(_lastContact);
+            if (left < TimeSpan.Zero)
             {
                 // Said once, with the last reason, instead of a "retrying in" that does not come.
                 LogGaveUp(_logger, _options.Coordinator.ToString(), _options.ConnectTimeout.TotalSeconds, lost ?? "the connection ended");
@@ -113,8 +114,7 @@ public sealed partial class SiloHost
             }
 
             // The last wait ends at the timeout, so the last try is made then and not up to a backoff later.
-            var left = _options.ConnectTimeout - Stopwatch.GetElapsedTime(_lastContact);
-            var delay = TimeSpan.FromTicks(Math.Clamp((backoff + TimeSpan.FromMilliseconds(Random.Shared.Next(100))).Ticks, 0, Math.Max(left.Ticks, 0)));
+            var delay = TimeSpan.FromTicks(Math.Min((backoff + TimeSpan.FromMilliseconds(Random.Shared.Next(100))).Ticks, left.Ticks));
             if (lost is not null)
             {
                 LogDisconnected(_logger, lost, delay.TotalSeconds);

@@ -75,8 +75,7 @@ public static class Mnist
     /// </summary>
     public static (IdxImages Images, byte[] Labels) ReadTrain(string directory)
     {
-        var images = IdxReader.ReadImages(Locate(directory, "train-images-idx3-ubyte"));
-        var labels = IdxReader.ReadLabels(Locate(directory, "train-labels-idx1-ubyte"));
+        var (images, labels) = Read(directory, "train");
         Check(images, labels, "mnist-train");
         return (images, labels);
     }
@@ -104,8 +103,10 @@ public static class Mnist
 
     private static Dataset Load(string directory, string prefix, string name)
     {
-        var images = IdxReader.ReadImages(Locate(directory, $"{prefix}-images-idx3-ubyte"));
-        var labels = IdxReader.ReadLabels(Locate(directory, $"{prefix}-labels-idx1-ubyte"));
+        var (images, labels) = Read(directory, prefix);
         return FromIdx(images, labels, name);
     }
+
+    private static (IdxImages Images, byte[] Labels) Read(string directory, string prefix) =>
+        (IdxReader.ReadImages(Locate(directory, $"{prefix}-images-idx3-ubyte")), IdxReader.ReadLabels(Locate(directory, $"{prefix}-labels-idx1-ubyte")));
 }
