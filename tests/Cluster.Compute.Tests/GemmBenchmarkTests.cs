@@ -16,7 +16,15 @@ public sealed class GemmBenchmarkTests
     [InlineData(10, 4, 90.0, 0.25)]
     public void ForkJoinBound_IsTheBetterOfASplitAtFullPeakAndOneThread(int edge, int threads, double forkJoinNanoseconds, double expected)
     {
-        var result = new GemmResult("managed", threads, edge, edge, edge, false, false, "cube", Gflops: 1, Seconds: 1);
+        var result = new GemmResult("managed", threads, threads, edge, edge, edge, false, false, "cube", Gflops: 1, Seconds: 1);
         Assert.Equal(expected, GemmBenchmark.ForkJoinBound(result, peakGflops: 200, forkJoinNanoseconds), 9);
+    }
+
+    [Fact]
+    public void ForkJoinBound_OfThreadsPastTheProcessors_IsThatOfTheThreadsThatCompute()
+    {
+        // Asked for 4, computing on 2: a call too small to split is left on one of 2 threads, half the 2-thread peak.
+        var result = new GemmResult("managed", Threads: 4, Parallelism: 2, 10, 10, 10, false, false, "cube", Gflops: 1, Seconds: 1);
+        Assert.Equal(0.5, GemmBenchmark.ForkJoinBound(result, peakGflops: 200, forkJoinNanoseconds: 90), 9);
     }
 }

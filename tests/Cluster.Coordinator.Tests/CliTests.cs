@@ -504,6 +504,33 @@ public sealed class CliTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task BenchGemm_ThreadsPastTheProcessors_AreSetAgainstTheThreadsThatCompute()
+    {
+        var processors = Environment.ProcessorCount;
+        var asked = processors + 2;
+        var (code, output, error) = await RunAsync("bench", "gemm", "--json", "--threads", asked.ToString(CultureInfo.InvariantCulture), "--size", "32", "--backend", "managed");
+        Assert.True(code == 0, error);
+        using var json = JsonDocument.Parse(output);
+        // One peak, of the processors: threads past them take turns at the cores and add no flops. Before, the peak of
+        // 4 threads on 2 cores read 893 GFLOP/s, four times a core's.
+        var peak = Assert.Single(json.RootElement.GetProperty("peak").EnumerateArray());
+        Assert.Equal(processors, peak.GetProperty("threads").GetInt32());
+        Assert.Equal(processors > 1, json.RootElement.GetProperty("forkJoin").EnumerateArray().Any(f => f.GetProperty("threads").GetInt32() == processors));
+        Assert.DoesNotContain(json.RootElement.GetProperty("forkJoin").EnumerateArray(), f => f.GetProperty("threads").GetInt32() == asked);
+        foreach (var g in json.RootElement.GetProperty("gemm").EnumerateArray())
+        {
+            Assert.Equal(asked, g.GetProperty("threads").GetInt32());
+            Assert.Equal(processors, g.GetProperty("computeThreads").GetInt32());
+            // The one-thread floor of the bound is 1 / the threads that compute, not 1 / the threads asked.
+            Assert.True(!g.TryGetProperty("forkJoinBound", out var bound) || bound.GetDouble() >= 1.0 / processors - 1e-3, g.ToString());
+        }
+
+        var (tableCode, table, tableError) = await RunAsync("bench", "gemm", "--threads", asked.ToString(CultureInfo.InvariantCulture), "--size", "32", "--backend", "managed");
+        Assert.True(tableCode == 0, tableError);
+        Assert.Contains($"Note: {asked} threads on {processors} processor(s): the backends compute on {processors}", table);
+    }
+
     [Theory]
     [InlineData("--epochs", "1")]
     [InlineData("--batch-sizes", "256,x")]

@@ -12,8 +12,14 @@ public abstract class ComputeBackend : IDisposable
     /// <summary>Short name used on the command line (managed, openblas).</summary>
     public abstract string Name { get; }
 
-    /// <summary>Threads the backend may use.</summary>
+    /// <summary>Threads the backend was asked for.</summary>
     public abstract int Threads { get; }
+
+    /// <summary>
+    /// The most threads that compute one product at once: <see cref="Threads"/>, up to the processor count (threads past
+    /// it only queue for a core). Peaks and fork-joins of a backend are those of this many threads.
+    /// </summary>
+    public abstract int Parallelism { get; }
 
     /// <summary>C = alpha * op(A) * op(B) + beta * C, row-major; beta = 0 never reads C.</summary>
     public abstract void Gemm(bool transA, bool transB, int m, int n, int k, float alpha, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc);

@@ -45,8 +45,8 @@ public sealed unsafe class ManagedBackend : ComputeBackend
     /// <inheritdoc/>
     public override int Threads { get; }
 
-    /// <summary>The most threads that compute one product at once: <see cref="Threads"/>, up to the processor count.</summary>
-    public int Parallelism { get; }
+    /// <inheritdoc/>
+    public override int Parallelism { get; }
 
     /// <inheritdoc/>
     public override void Gemm(bool transA, bool transB, int m, int n, int k, float alpha, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)

@@ -28,7 +28,7 @@ public sealed unsafe class OpenBlasBackend : ComputeBackend
     }
 
     /// <summary>The threads OpenBLAS is told to use: <see cref="Threads"/>, up to the processor count.</summary>
-    public int Parallelism { get; }
+    public override int Parallelism { get; }
 
     /// <summary>The library's own thread count (openblas_get_num_threads), or null when it does not say.</summary>
     internal int? LibraryThreads => NativeLibrary.TryGetExport(_library, "openblas_get_num_threads", out var get) ? ((delegate* unmanaged<int>)get)() : null;

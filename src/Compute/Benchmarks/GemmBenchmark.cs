@@ -7,8 +7,10 @@ using Cluster.Compute.Kernels;
 namespace Cluster.Compute.Benchmarks;
 
 /// <summary>One measured GEMM shape.</summary>
+/// <param name="Threads">The threads the backend was asked for.</param>
+/// <param name="Parallelism">The threads it computed on: <paramref name="Threads"/>, up to the processor count.</param>
 /// <param name="Label">What the shape is (e.g. "L1 forward b64").</param>
-public sealed record GemmResult(string Backend, int Threads, int M, int N, int K, bool TransA, bool TransB, string Label, double Gflops, double Seconds);
+public sealed record GemmResult(string Backend, int Threads, int Parallelism, int M, int N, int K, bool TransA, bool TransB, string Label, double Gflops, double Seconds);
 
 /// <summary>GFLOP/s of GEMM shapes and of the CPU's FMA peak, measured on this machine.</summary>
 public static class GemmBenchmark
@@ -60,7 +62,7 @@ public static class GemmBenchmark
             best = Math.Min(best, Stopwatch.GetElapsedTime(start).TotalSeconds / reps);
         }
 
-        return new GemmResult(backend.Name, backend.Threads, m, n, k, transA, transB, label, 2.0 * m * n * k / best / 1e9, best);
+        return new GemmResult(backend.Name, backend.Threads, backend.Parallelism, m, n, k, transA, transB, label, 2.0 * m * n * k / best / 1e9, best);
     }
 
     /// <summary>
@@ -75,7 +77,7 @@ public static class GemmBenchmark
         ArgumentNullException.ThrowIfNull(result);
         var computeNanoseconds = 2.0 * result.M * result.N * result.K / peakGflops;
         var split = computeNanoseconds / (computeNanoseconds + Math.Max(forkJoinNanoseconds, 0));
-        return Math.Max(split, 1.0 / result.Threads);
+        return Math.Max(split, 1.0 / result.Parallelism);
     }
 
     /// <summary>Peak FP32 GFLOP/s of one core: a loop of independent FMAs (2 flops per lane) of the widest vectors the GEMM kernel uses.</summary>
@@ -112,9 +114,14 @@ public static class GemmBenchmark
         return best;
     }
 
-    /// <summary>Peak with <paramref name="threads"/> cores running the FMA loop at once.</summary>
+    /// <summary>
+    /// Peak with <paramref name="threads"/> cores running the FMA loop at once. Threads past the processor count add
+    /// nothing: they take turns at the cores (each alone in its best window, so summing them would count a core twice).
+    /// </summary>
     public static double MeasurePeak(int threads)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        threads = Math.Min(threads, Environment.ProcessorCount);
         if (threads == 1)
         {
             return MeasureCorePeak();

@@ -5,7 +5,9 @@ using Cluster.Compute.Training;
 namespace Cluster.Compute.Benchmarks;
 
 /// <summary>One measured training epoch.</summary>
-public sealed record TrainResult(string Backend, int Threads, int Batch, double EpochSeconds, double SamplesPerSecond, long AllocatedBytesPerEpoch, int Gen0Collections, double TestAccuracy);
+/// <param name="Threads">The threads the backend was asked for.</param>
+/// <param name="Parallelism">The threads it computed on: <paramref name="Threads"/>, up to the processor count.</param>
+public sealed record TrainResult(string Backend, int Threads, int Parallelism, int Batch, double EpochSeconds, double SamplesPerSecond, long AllocatedBytesPerEpoch, int Gen0Collections, double TestAccuracy);
 
 /// <summary>Times whole training epochs of a network on a dataset, after a warm-up epoch.</summary>
 public static class TrainBenchmark
@@ -27,7 +29,7 @@ public static class TrainBenchmark
         var best = trainer.State.History.MinBy(e => e.Seconds)!;
         var index = trainer.State.History.ToList().IndexOf(best);
         var accuracy = trainer.Evaluate(test).Accuracy;
-        return new TrainResult(backend.Name, backend.Threads, batch, best.Seconds, best.SamplesPerSecond, meter.Allocated[index], meter.Collections[index], accuracy);
+        return new TrainResult(backend.Name, backend.Threads, backend.Parallelism, batch, best.Seconds, best.SamplesPerSecond, meter.Allocated[index], meter.Collections[index], accuracy);
     }
 
     private sealed class EpochMeter : ITrainingObserver

@@ -43,14 +43,22 @@ public static class BenchCommand
         CliApp.SetHandler(command, (r, output, cancellationToken) =>
         {
             var counts = ParsePositiveList(r.GetValue(threads)!, "--threads");
-            var peaks = counts.Distinct().ToDictionary(t => t, GemmBenchmark.MeasurePeak);
+            // A backend computes on at most the processor count of threads (ComputeBackend.Parallelism), so each row
+            // is set against the peak and fork-join of as many threads as it computed on, not as many as it was asked.
+            var computing = counts.Select(ComputeThreads).Distinct().ToArray();
+            var peaks = computing.ToDictionary(t => t, GemmBenchmark.MeasurePeak);
             // The other bound on a multi-threaded call: the fork and join it pays whatever its size.
-            var forkJoin = counts.Where(t => t > 1).Distinct().ToDictionary(t => t, t => GemmBenchmark.MeasureForkJoin(t));
+            var forkJoin = computing.Where(t => t > 1).ToDictionary(t => t, t => GemmBenchmark.MeasureForkJoin(t));
             var n = r.GetValue(size);
             var results = new List<GemmResult>();
             foreach (var (name, t) in Configurations(r.GetValue(backends)!, counts, output, r.GetValue(json)))
             {
                 using var backend = BackendFactory.Create(name, t);
+                if (backend.Parallelism != ComputeThreads(t))
+                {
+                    throw new InvalidOperationException($"The {name} backend of {t} threads computes on {backend.Parallelism}, not the {ComputeThreads(t)} its peak was measured for.");
+                }
+
                 // The network's shapes last microseconds each and the square one milliseconds, so a few seconds of
                 // interference from elsewhere on the machine can cover a whole measurement: the list is measured in
                 // three interleaved passes and each shape keeps its best pass.
@@ -88,6 +96,7 @@ public static class BenchCommand
                         w.WriteStartObject();
                         w.WriteString("backend", g.Backend);
                         w.WriteNumber("threads", g.Threads);
+                        w.WriteNumber("computeThreads", g.Parallelism);
                         w.WriteString("shape", g.Label);
                         w.WriteNumber("m", g.M);
                         w.WriteNumber("n", g.N);
@@ -95,10 +104,10 @@ public static class BenchCommand
                         w.WriteBoolean("transA", g.TransA);
                         w.WriteBoolean("transB", g.TransB);
                         w.WriteNumber("gflops", Math.Round(g.Gflops, 2));
-                        w.WriteNumber("peakFraction", Math.Round(g.Gflops / peaks[g.Threads], 3));
-                        if (forkJoin.TryGetValue(g.Threads, out var ns))
+                        w.WriteNumber("peakFraction", Math.Round(g.Gflops / peaks[g.Parallelism], 3));
+                        if (forkJoin.TryGetValue(g.Parallelism, out var ns))
                         {
-                            w.WriteNumber("forkJoinBound", Math.Round(GemmBenchmark.ForkJoinBound(g, peaks[g.Threads], ns), 3));
+                            w.WriteNumber("forkJoinBound", Math.Round(GemmBenchmark.ForkJoinBound(g, peaks[g.Parallelism], ns), 3));
                         }
 
                         w.WriteEndObject();
@@ -110,6 +119,7 @@ public static class BenchCommand
             }
 
             var c = CultureInfo.InvariantCulture;
+            WriteCappedThreads(output, counts);
             foreach (var (t, p) in peaks)
             {
                 output.WriteLine(string.Create(c, $"FP32 FMA peak, {t} thread(s): {p:0.0} GFLOP/s"));
@@ -129,8 +139,8 @@ public static class BenchCommand
             output.WriteLine($"{"backend",-9} {"thr",3} {"shape",-16} {"m",5} {"n",5} {"k",5} {"GFLOP/s",9} {"of peak",8} {"bound",6}");
             foreach (var g in results)
             {
-                var bound = forkJoin.TryGetValue(g.Threads, out var ns) ? GemmBenchmark.ForkJoinBound(g, peaks[g.Threads], ns).ToString("P0", c) : "";
-                output.WriteLine(string.Create(c, $"{g.Backend,-9} {g.Threads,3} {g.Label,-16} {g.M,5} {g.N,5} {g.K,5} {g.Gflops,9:0.0} {g.Gflops / peaks[g.Threads],8:P0} {bound,6}"));
+                var bound = forkJoin.TryGetValue(g.Parallelism, out var ns) ? GemmBenchmark.ForkJoinBound(g, peaks[g.Parallelism], ns).ToString("P0", c) : "";
+                output.WriteLine(string.Create(c, $"{g.Backend,-9} {g.Threads,3} {g.Label,-16} {g.M,5} {g.N,5} {g.K,5} {g.Gflops,9:0.0} {g.Gflops / peaks[g.Parallelism],8:P0} {bound,6}"));
             }
 
             return Task.FromResult(0);
@@ -176,6 +186,7 @@ public static class BenchCommand
                         w.WriteStartObject();
                         w.WriteString("backend", e.Backend);
                         w.WriteNumber("threads", e.Threads);
+                        w.WriteNumber("computeThreads", e.Parallelism);
                         w.WriteNumber("batch", e.Batch);
                         w.WriteNumber("epochSeconds", Math.Round(e.EpochSeconds, 4));
                         w.WriteNumber("samplesPerSecond", Math.Round(e.SamplesPerSecond));
@@ -190,6 +201,7 @@ public static class BenchCommand
                 return 0;
             }
 
+            WriteCappedThreads(output, ParsePositiveList(r.GetValue(threads)!, "--threads"));
             output.WriteLine($"{"backend",-9} {"thr",3} {"batch",5} {"epoch s",8} {"samples/s",10} {"alloc/epoch",12} {"gen0",5} {"test acc",8}");
             foreach (var e in results)
             {
@@ -224,6 +236,18 @@ public static class BenchCommand
             {
                 yield return (name, t);
             }
+        }
+    }
+
+    /// <summary>The threads a backend asked for <paramref name="threads"/> computes on (<see cref="ComputeBackend.Parallelism"/>).</summary>
+    private static int ComputeThreads(int threads) => Math.Min(threads, Environment.ProcessorCount);
+
+    /// <summary>Says which asked thread counts compute on fewer threads, so a row's "thr" is not read as what ran.</summary>
+    private static void WriteCappedThreads(TextWriter output, int[] counts)
+    {
+        foreach (var t in counts.Where(t => ComputeThreads(t) != t))
+        {
+            output.WriteLine($"Note: {t} threads on {Environment.ProcessorCount} processor(s): the backends compute on {ComputeThreads(t)} (threads past the processors only queue for a core); the rows of {t} threads measure that.");
         }
     }
 
