@@ -91,6 +91,75 @@ public sealed class DataTests : IDisposable
         Assert.Contains("not a digit", Assert.Throws<InvalidDataException>(() => Mnist.FromIdx(images, [1, 2, 12], "set")).Message);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void IdxImageStream_ReadsTheImagesOfRisingRanges_AsTheWholeFileHasThem(bool gzip)
+    {
+        // 700 images of 28 x 28: ranges that skip a first image, skip 490 KB (several 64 KiB skip buffers), touch, and end the file.
+        var path = Write("i", Images(700, 28, 28), gzip);
+        var whole = IdxReader.ReadImages(path);
+        using var stream = IdxReader.OpenImages(path);
+        Assert.Equal((700, 28, 28), (stream.Count, stream.Rows, stream.Columns));
+        foreach (var (start, count) in new[] { (1, 2), (3, 0), (3, 4), (7, 1), (650, 40), (690, 10) })
+        {
+            var pixels = new byte[count * 784];
+            stream.Read(start, count, pixels);
+            Assert.Equal(whole.Pixels.AsSpan(start * 784, count * 784).ToArray(), pixels);
+        }
+
+        stream.Finish();
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void IdxImageStream_ReadsBackwardsPastTheEndOrIntoAWrongBuffer_AreRefused(bool gzip)
+    {
+        using var stream = IdxReader.OpenImages(Write("i", Images(10, 2, 2), gzip));
+        stream.Read(4, 2, new byte[8]);
+        Assert.Contains("rising index order", Assert.Throws<ArgumentOutOfRangeException>(() => stream.Read(5, 1, new byte[4])).Message);
+        Assert.Contains("among the 10", Assert.Throws<ArgumentOutOfRangeException>(() => stream.Read(8, 3, new byte[12])).Message);
+        Assert.Contains("take 8 bytes, not 4", Assert.Throws<ArgumentOutOfRangeException>(() => stream.Read(6, 2, new byte[4])).Message);
+        // Refusals read nothing: the next image in order still comes.
+        var next = new byte[4];
+        stream.Read(6, 1, next);
+        Assert.Equal(IdxReader.ReadImages(Path.Combine(_dir, "i")).Pixels.AsSpan(24, 4).ToArray(), next);
+    }
+
+    [Fact]
+    public void IdxImageStream_APlainFileOfTheWrongLength_IsRefusedAsItOpens()
+    {
+        var ex = Assert.Throws<InvalidDataException>(() => IdxReader.OpenImages(Write("short", Images(4, 2, 2, dataBytes: 10))));
+        Assert.Contains("truncated", ex.Message);
+        Assert.Contains("16 bytes", ex.Message);
+        Assert.Contains("ends after 10", ex.Message);
+        Assert.Contains("longer than its header", Assert.Throws<InvalidDataException>(() => IdxReader.OpenImages(Write("long", Images(2, 2, 2, dataBytes: 9)))).Message);
+        Assert.Contains("bad magic", Assert.Throws<InvalidDataException>(() => IdxReader.OpenImages(Write("x", Images(1, 2, 2, magic: 0x0801)))).Message);
+    }
+
+    [Fact]
+    public void IdxImageStream_AGzipFileOfTheWrongLength_IsRefusedWhereItIsRead()
+    {
+        using (var shorter = IdxReader.OpenImages(Write("short", Images(4, 2, 2, dataBytes: 10), gzip: true)))
+        {
+            shorter.Read(0, 2, new byte[8]);
+            var ex = Assert.Throws<InvalidDataException>(() => shorter.Read(2, 1, new byte[4]));
+            Assert.Contains("truncated", ex.Message);
+            Assert.Contains("ends after 10", ex.Message);
+        }
+
+        using (var shorter = IdxReader.OpenImages(Write("short2", Images(4, 2, 2, dataBytes: 10), gzip: true)))
+        {
+            shorter.Read(0, 1, new byte[4]);
+            Assert.Contains("truncated", Assert.Throws<InvalidDataException>(shorter.Finish).Message);
+        }
+
+        using var longer = IdxReader.OpenImages(Write("long", Images(2, 2, 2, dataBytes: 9), gzip: true));
+        longer.Read(0, 2, new byte[8]);
+        Assert.Contains("longer than its header", Assert.Throws<InvalidDataException>(longer.Finish).Message);
+    }
+
     [Fact]
     public void Mnist_FromIdx_ScalesPixelsToUnitInterval()
     {

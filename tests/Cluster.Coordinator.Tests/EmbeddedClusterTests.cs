@@ -80,18 +80,20 @@ public sealed class EmbeddedClusterTests
         // Small IDX files in MNIST's layout: a run named mnist lets workers with a --data-dir read their rows themselves.
         var dir = Directory.CreateTempSubdirectory("local-mnist");
         var other = Directory.CreateTempSubdirectory("local-mnist-other");
+        var gzip = Directory.CreateTempSubdirectory("local-mnist-gz");
         try
         {
-            await LocalAndShipped(dir.FullName, other.FullName);
+            await LocalAndShipped(dir.FullName, other.FullName, gzip.FullName);
         }
         finally
         {
             dir.Delete(recursive: true);
             other.Delete(recursive: true);
+            gzip.Delete(recursive: true);
         }
     }
 
-    private static async Task LocalAndShipped(string dir, string other)
+    private static async Task LocalAndShipped(string dir, string other, string gzip)
     {
         WriteIdx(dir, "train", 300, seed: 1);
         PreparedRun MnistRun()
@@ -111,7 +113,20 @@ public sealed class EmbeddedClusterTests
         WriteIdx(other, "train", 300, seed: 2);
         var (fromOther, _, otherWorkers) = await TrainEmbeddedAsync(MnistRun(), 2, dataDir: other);
         Assert.NotEqual(shipped, fromOther);
-        shippedWorkers.Concat(localWorkers).Concat(otherWorkers).ToList().ForEach(w => w.Dispose());
+
+        // The same files gzipped (a worker reads through to its rows instead of seeking), over three workers.
+        foreach (var name in new[] { "train-images-idx3-ubyte", "train-labels-idx1-ubyte" })
+        {
+            using var source = File.OpenRead(Path.Combine(dir, name));
+            using var target = File.Create(Path.Combine(gzip, name + ".gz"));
+            using var z = new System.IO.Compression.GZipStream(target, System.IO.Compression.CompressionLevel.Fastest);
+            source.CopyTo(z);
+        }
+
+        var (shippedToThree, _, threeWorkers) = await TrainEmbeddedAsync(MnistRun(), 3);
+        var (fromGzip, _, gzipWorkers) = await TrainEmbeddedAsync(MnistRun(), 3, dataDir: gzip);
+        Assert.Equal(shippedToThree, fromGzip);
+        shippedWorkers.Concat(localWorkers).Concat(otherWorkers).Concat(threeWorkers).Concat(gzipWorkers).ToList().ForEach(w => w.Dispose());
     }
 
     /// <summary>Writes <paramref name="prefix"/>-images and -labels IDX files of <paramref name="count"/> random 28 x 28 samples.</summary>
