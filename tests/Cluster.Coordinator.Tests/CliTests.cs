@@ -365,6 +365,66 @@ public sealed class CliTests : IDisposable
     }
 
     [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Train_ACheckpointFolderOfAnotherRun_IsRefusedUnlessResumed_AndItsCheckpointsStay(bool resumingElsewhere)
+    {
+        var data = Classes("w.csv", 40, 1);
+        var folder = Path.Combine(_dir, "checkpoints");
+        string[] run = ["train", "--dataset", data, "--label", "colour", "--batch-size", "4", "--checkpoint-every", "3", "--quiet"];
+        var (code, _, error) = await RunAsync([.. run, "--epochs", "2", "--checkpoint-dir", folder]);
+        Assert.True(code == 0, error);
+        var before = Directory.GetFiles(folder, "checkpoint-*").Order(StringComparer.Ordinal).Select(f => (f, File.ReadAllBytes(f))).ToList();
+        Assert.NotEmpty(before);
+
+        // Before, a new run wrote its checkpoints there and removed each at once (the older run's had higher steps), and a
+        // later --resume continued the older run. So did a run resumed from elsewhere that wrote there.
+        var other = Path.Combine(_dir, "other");
+        string[] again = resumingElsewhere ? [.. run, "--epochs", "3", "--resume", other, "--checkpoint-dir", folder] : [.. run, "--epochs", "3", "--checkpoint-dir", folder];
+        var report = Path.Combine(_dir, "again.json");
+        (code, var output, error) = await RunAsync([.. again, "--report", report]);
+        Assert.Equal(1, code);
+        Assert.Contains($"error: --checkpoint-dir {folder} already holds checkpoints of another run (the newest is {Path.GetFileName(before[^1].f)})", error);
+        Assert.Contains($"Continue it with --resume {folder}", error);
+        Assert.Contains("nothing was trained", error);
+        Assert.DoesNotContain("accuracy", output);
+        Assert.False(File.Exists(report));
+        Assert.Equal(before.Select(b => b.f), Directory.GetFiles(folder, "checkpoint-*").Order(StringComparer.Ordinal));
+        Assert.All(before, b => Assert.Equal(b.Item2, File.ReadAllBytes(b.f)));
+
+        // Resumed, the same folder goes on: one more epoch, and checkpoints of its later steps.
+        (code, output, error) = await RunAsync([.. run, "--epochs", "3", "--resume", folder]);
+        Assert.True(code == 0, error);
+        Assert.Contains(Directory.GetFiles(folder, "checkpoint-*"), f => string.CompareOrdinal(Path.GetFileName(f), Path.GetFileName(before[^1].f)) > 0);
+    }
+
+    [Theory]
+    [InlineData("--checkpoint-dir")]
+    [InlineData("--resume")]
+    public async Task Train_ACheckpointFolderInUseByAnotherRun_IsRefused(string option)
+    {
+        var folder = Path.Combine(_dir, "checkpoints");
+        Directory.CreateDirectory(folder);
+        string[] run = ["train", "--dataset", Classes("w.csv", 40, 1), "--label", "colour", "--epochs", "1", "--quiet", option, folder];
+        // What a running coordinator holds: its folder's lock file, open exclusively.
+        var lockPath = Path.Combine(folder, RunOutputs.CheckpointLockName);
+        using (new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None))
+        {
+            var (code, output, error) = await RunAsync(run);
+            Assert.Equal(1, code);
+            Assert.Contains($"error: {option} {folder} is in use by another run ({lockPath} is held)", error);
+            Assert.Contains("nothing was trained", error);
+            Assert.DoesNotContain("accuracy", output);
+            Assert.Empty(Directory.GetFiles(folder, "checkpoint-*"));
+        }
+
+        // Released (as the operating system does when that run's process ends, however it ends), the folder is free.
+        var (after, _, afterError) = await RunAsync(run);
+        Assert.True(after == 0, afterError);
+        Assert.NotEmpty(Directory.GetFiles(folder, "checkpoint-*"));
+    }
+
+    [Theory]
     [InlineData("--layers", "8", "--layers 8 differs from the --init-model's hidden layers 16,4;")]
     [InlineData("--layers", "", "--layers (none) differs from the --init-model's hidden layers 16,4;")]
     [InlineData("--activation", "tanh", "--activation tanh differs from the --init-model's hidden activation relu;")]

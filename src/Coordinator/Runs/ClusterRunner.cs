@@ -23,6 +23,7 @@ public static class ClusterRunner
     public static async Task<int> RunAsync(TrainSettings settings, ClusterSettings cluster, TextWriter output, CancellationToken cancellationToken)
     {
         RunOutputs.CheckWritable(settings);
+        using var checkpointFolder = RunOutputs.ClaimCheckpointFolder(settings);
         var clock = Stopwatch.StartNew();
         // The HTTP side comes up first, so health probes pass while the data is fetched and loaded.
         var scope = new object();

@@ -131,6 +131,59 @@ public static class RunOutputs
         }
     }
 
+    /// <summary>Name of the lock file a run holds in the folder it writes checkpoints to.</summary>
+    internal const string CheckpointLockName = ".run.lock";
+
+    /// <summary>
+    /// Claims the folder the run writes checkpoints to (<c>--checkpoint-dir</c>, else <c>--resume</c>) before anything is
+    /// trained, or returns null when it writes none. The claim is an exclusively opened lock file, which the operating
+    /// system releases when the process ends however it ends, so a coordinator killed with -9 does not keep its
+    /// successor out. Refused: a folder another run holds (two runs would prune each other's checkpoints, and a resume
+    /// would take whichever wrote last), and a folder of another run's checkpoints that this run does not resume
+    /// (checkpoints are kept by step, newest first, so the new run's would be removed as soon as written, and a later
+    /// --resume would continue the old run).
+    /// </summary>
+    public static IDisposable? ClaimCheckpointFolder(TrainSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        var folder = settings.CheckpointDirectory ?? settings.Resume;
+        if (folder is null)
+        {
+            return null;
+        }
+
+        var option = settings.CheckpointDirectory is null ? "--resume" : "--checkpoint-dir";
+        var full = Path.GetFullPath(folder);
+        Directory.CreateDirectory(full);
+        var lockPath = Path.Combine(full, CheckpointLockName);
+        FileStream claim;
+        try
+        {
+            // Removed when the run ends, leaving the folder as it was; one killed leaves it, unlocked, for the next to take.
+            claim = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.DeleteOnClose);
+        }
+        catch (IOException ex)
+        {
+            throw new IOException($"{option} {folder} is in use by another run ({lockPath} is held); one folder of checkpoints takes one run at a time. Give this run another folder, or stop the other; nothing was trained.", ex);
+        }
+
+        try
+        {
+            var resuming = settings.Resume is { } resume && string.Equals(Path.GetFullPath(resume).TrimEnd(Path.DirectorySeparatorChar), full.TrimEnd(Path.DirectorySeparatorChar), StringComparison.Ordinal);
+            if (!resuming && new CheckpointStore(full).Files() is { Count: > 0 } files)
+            {
+                throw new IOException($"--checkpoint-dir {folder} already holds checkpoints of another run (the newest is {Path.GetFileName(files[0])}); this run's would be removed in favour of them, and --resume would continue that run. Continue it with --resume {folder}, or give an empty folder; nothing was trained.");
+            }
+
+            return claim;
+        }
+        catch
+        {
+            claim.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>The per-epoch figures as a table: Spectre's on a terminal, plain text otherwise.</summary>
     public static void WriteTable(TextWriter output, IReadOnlyList<EpochRecord> history, bool classification)
     {
