@@ -89,7 +89,7 @@ public sealed class CheckpointTests : IDisposable
         // Through the file format: the checkpoint keeps its run's fields, so the refusal says what differs.
         var saved = Checkpoint.FromBytes(a.Capture().ToBytes());
         var ex = Assert.Throws<InvalidDataException>(() => b.Restore(saved));
-        Assert.Equal("The checkpoint belongs to a different run (--optimizer (adam in the checkpoint, sgd now)); start without --resume or use the checkpoint's options.", ex.Message);
+        Assert.Equal("The checkpoint belongs to a different run (--optimizer (adam in the checkpoint, sgd now)); use the checkpoint's options, or start a new run without --resume (checkpointing to another folder).", ex.Message);
         // One written before the fields were kept says what it can.
         var older = new Checkpoint { Fingerprint = saved.Fingerprint, Header = saved.Header, Parameters = saved.Parameters, OptimizerState = saved.OptimizerState };
         ex = Assert.Throws<InvalidDataException>(() => b.Restore(Checkpoint.FromBytes(older.ToBytes())));

@@ -170,7 +170,7 @@ public sealed class Trainer
             var differences = checkpoint.Run is not { } then ? [] : run.Where(f => then.GetValueOrDefault(f.Key) != f.Value)
                 .Select(f => f.Key == Checkpoint.Architecture ? f.Key : $"{f.Key} ({then.GetValueOrDefault(f.Key) ?? "not recorded"} in the checkpoint, {f.Value} now)").ToList();
             var what = differences.Count > 0 ? string.Join("; ", differences) : "architecture, training options or data differ";
-            throw new InvalidDataException($"The checkpoint belongs to a different run ({what}); start without --resume or use the checkpoint's options.");
+            throw new InvalidDataException($"The checkpoint belongs to a different run ({what}); use the checkpoint's options, or start a new run without --resume (checkpointing to another folder).");
         }
 
         var buffers = Optimizer.StateBuffers;
