@@ -365,6 +365,41 @@ public sealed class CliTests : IDisposable
     }
 
     [Theory]
+    [InlineData("--momentum 0.5", "--momentum applies to --optimizer momentum, and the optimizer is sgd, which would not use it")]
+    [InlineData("--optimizer adam --momentum 0.95", "--momentum applies to --optimizer momentum, and the optimizer is adam, which would not use it")]
+    [InlineData("--label digit", "--label applies to a CSV --dataset; MNIST brings its own labels")]
+    [InlineData("--task regression", "--task applies to a CSV --dataset")]
+    [InlineData("--test-data mine.csv", "--test-data applies to a CSV --dataset")]
+    [InlineData("--standardize false", "--standardize applies to a CSV --dataset")]
+    [InlineData("--checkpoint-every 100", "--checkpoint-every needs --checkpoint-dir (or --resume): without one, no checkpoint is written.")]
+    [InlineData("--checkpoint-keep 5", "--checkpoint-keep needs --checkpoint-dir (or --resume)")]
+    public async Task Train_AnOptionTheRunWouldNotUse_IsRefusedBeforeFetching(string options, string expected)
+    {
+        // Before, each was ignored: sgd trained without momentum, MNIST's test set stood in for a --test-data file that
+        // was never opened, and no checkpoint was written.
+        var mnist = Path.Combine(_dir, "mnist");
+        var (code, output, error) = await RunAsync(["train", .. options.Split(' '), "--data-dir", mnist]);
+        Assert.Equal(1, code);
+        Assert.Contains("error: " + expected, error);
+        Assert.DoesNotContain("accuracy", output);
+        Assert.False(Directory.Exists(mnist), "nothing was fetched");
+    }
+
+    [Theory]
+    [InlineData("--optimizer momentum --momentum 0.5")]
+    [InlineData("--momentum 0.5 --optimizer MOMENTUM")]
+    [InlineData("--task classification --standardize false --checkpoint-every 2 --checkpoint-keep 1 --checkpoint-dir ckpt")]
+    [InlineData("--checkpoint-every 2 --resume ckpt")]
+    public async Task Train_TheSameOptions_WhereTheRunUsesThem_AreTaken(string options)
+    {
+        var args = options.Split(' ').Select(a => a == "ckpt" ? Path.Combine(_dir, a) : a);
+        var data = Classes("w.csv", 40, 1);
+        var (code, output, error) = await RunAsync(["train", "--dataset", data, "--label", "colour", "--epochs", "1", "--batch-size", "8", "--quiet", .. args]);
+        Assert.True(code == 0, error);
+        Assert.Contains("accuracy", output);
+    }
+
+    [Theory]
     [InlineData(false)]
     [InlineData(true)]
     public async Task Train_ACheckpointFolderOfAnotherRun_IsRefusedUnlessResumed_AndItsCheckpointsStay(bool resumingElsewhere)

@@ -72,6 +72,7 @@ public sealed class TrainingOptionSet
     public TrainSettings Bind(ParseResult r)
     {
         var optimizer = r.GetValue(_optimizer)!.ToLowerInvariant();
+        RefuseUnused(r, optimizer);
         var threads = r.GetValue(_threads);
         return new TrainSettings
         {
@@ -114,6 +115,30 @@ public sealed class TrainingOptionSet
             LogFormat = r.GetValue(_logFormat) is "text" or "json" ? r.GetValue(_logFormat)! : throw new ArgumentException("--log-format must be text or json."),
             ShapeGiven = new HashSet<string>(new Option[] { _layers, _activation, _dropout, _init }.Where(o => Given(r, o)).Select(o => o.Name)),
         };
+    }
+
+    /// <summary>
+    /// Refuses an option given (or set by its environment twin) that the run would not use, so nobody trains believing it
+    /// took effect: <c>--momentum</c> without <c>--optimizer momentum</c> (PyTorch's SGD takes one; here it is an
+    /// optimizer of its own, and sgd ran without it), a CSV option with MNIST (a <c>--test-data</c> file was not even
+    /// opened), and how often or how many checkpoints with no folder to write them to.
+    /// </summary>
+    private void RefuseUnused(ParseResult r, string optimizer)
+    {
+        if (optimizer != "momentum" && Given(r, _momentum))
+        {
+            throw new ArgumentException($"--momentum applies to --optimizer momentum, and the optimizer is {optimizer}, which would not use it; add --optimizer momentum, or leave --momentum out.");
+        }
+
+        if (string.Equals(r.GetValue(_dataset), "mnist", StringComparison.OrdinalIgnoreCase) && new Option[] { _label, _task, _testData, _standardize }.FirstOrDefault(o => Given(r, o)) is { } csvOnly)
+        {
+            throw new ArgumentException($"{csvOnly.Name} applies to a CSV --dataset; MNIST brings its own labels, test set and pixel scaling. Leave it out, or give --dataset a CSV file.");
+        }
+
+        if (r.GetValue(_checkpointDir) is null && r.GetValue(_resume) is null && new Option[] { _checkpointEvery, _checkpointKeep }.FirstOrDefault(o => Given(r, o)) is { } checkpoints)
+        {
+            throw new ArgumentException($"{checkpoints.Name} needs --checkpoint-dir (or --resume): without one, no checkpoint is written.");
+        }
     }
 
     /// <summary>Whether <paramref name="option"/> was given on the command line or by its environment twin, not left to its default.</summary>
