@@ -92,6 +92,10 @@ public sealed class CliTests : IDisposable
 
         Assert.True(root.GetProperty("testAccuracy").GetDouble() > 0.9);
         Assert.Equal(2, root.GetProperty("workers").GetInt32());
+        // Both in-process workers have the threads they were given, as they said in their hellos.
+        var threads = Assert.Single(root.GetProperty("workerThreads").EnumerateArray()).GetInt32();
+        Assert.Equal(Math.Max(1, Environment.ProcessorCount / 2), threads);
+        Assert.Equal(threads, root.GetProperty("threadsPerWorker").GetInt32());
         Assert.True(root.GetProperty("stepBreakdown").GetProperty("steps").GetInt64() > 0);
 
         var (summaryCode, summary, _) = await RunAsync("summary", "--model", model);

@@ -156,6 +156,26 @@ public sealed class EmbeddedClusterTests
     }
 
     [Fact]
+    public async Task Cluster_WorkerThreads_AreThoseTheAdmittedWorkersSaidTheyHave()
+    {
+        // The report's threadsPerWorker came from the coordinator's own --threads, which says nothing of remote workers'.
+        using var eval = new ManagedBackend(1);
+        var grain = new CoordinatorGrain(TestRuns.Run(), new ClusterOptions { MinWorkers = 3, MaxWorkers = 16 }, eval, NullLogger.Instance);
+        Assert.Empty(grain.WorkerThreads);
+        var workers = new List<WorkerGrain>();
+        foreach (var (threads, i) in new[] { 4, 1, 4 }.Select((t, i) => (t, i)))
+        {
+            var w = new WorkerGrain($"w{i}");
+            workers.Add(w);
+            await grain.JoinAsync(new Hello { WorkerId = w.WorkerId, ProtocolVersion = 1, Threads = threads }, w, CancellationToken.None);
+        }
+
+        await grain.RunAsync(CancellationToken.None);
+        Assert.Equal([1, 4], grain.WorkerThreads);
+        workers.ForEach(w => w.Dispose());
+    }
+
+    [Fact]
     public async Task Cluster_WorkersOnLanesOfTheirOwn_GiveTheSameBitsAsOnThePool()
     {
         var (pool, _, poolWorkers) = await TrainEmbeddedAsync(TestRuns.Run(), 3);

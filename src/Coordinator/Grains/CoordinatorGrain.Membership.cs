@@ -127,6 +127,10 @@ public sealed partial class CoordinatorGrain
                 _members.RemoveAll(m => !m.IsLive);
                 count = _members.Count;
                 PeakWorkers = Math.Max(PeakWorkers, count);
+                foreach (var m in admitted.Where(m => m.IsLive))
+                {
+                    _workerThreads.Add(m.Hello.Threads);
+                }
             }
 
             if (count < _options.MinWorkers)

@@ -23,6 +23,7 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly List<Member> _members = [];
+    private readonly SortedSet<int> _workerThreads = [];
     private readonly List<Member> _pending = [];
     // Steps each worker id answered with NaN or infinity while another member's answer was finite (see JoinAsync).
     private readonly Dictionary<string, int> _nonFiniteAnswers = new(StringComparer.Ordinal);
@@ -132,6 +133,21 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
 
     /// <summary>Most members active at once.</summary>
     public int PeakWorkers { get; private set; }
+
+    /// <summary>
+    /// The compute threads each admitted worker said it has (its hello), over the whole run, in rising order: one value
+    /// when every worker had the same. A coordinator's own --threads says nothing of remote workers'.
+    /// </summary>
+    public IReadOnlyList<int> WorkerThreads
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return [.. _workerThreads];
+            }
+        }
+    }
 
     /// <summary>Members active now.</summary>
     public int ActiveWorkers

@@ -168,7 +168,25 @@ public static class ClusterRunner
             {
                 w.WriteNumber("workers", grain.PeakWorkers);
                 w.WriteString("mode", cluster.Mode.ToString().ToLowerInvariant());
-                w.WriteNumber("threadsPerWorker", workerThreads);
+                // As the workers said in their hellos: a remote worker's --threads is its own, not this process's. Null when
+                // they differed (workerThreads lists them) or none was admitted.
+                var threads = grain.WorkerThreads;
+                if (threads.Count == 1)
+                {
+                    w.WriteNumber("threadsPerWorker", threads[0]);
+                }
+                else
+                {
+                    w.WriteNull("threadsPerWorker");
+                }
+
+                w.WriteStartArray("workerThreads");
+                foreach (var t in threads)
+                {
+                    w.WriteNumberValue(t);
+                }
+
+                w.WriteEndArray();
                 w.WriteStartArray("sampleAccounting");
                 foreach (var a in grain.Accounting)
                 {
