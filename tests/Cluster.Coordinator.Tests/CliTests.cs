@@ -377,6 +377,8 @@ public sealed class CliTests : IDisposable
     [InlineData("--standardize false", "--standardize applies to a CSV --dataset")]
     [InlineData("--checkpoint-every 100", "--checkpoint-every needs --checkpoint-dir (or --resume): without one, no checkpoint is written.")]
     [InlineData("--checkpoint-keep 5", "--checkpoint-keep needs --checkpoint-dir (or --resume)")]
+    [InlineData("--wire-tensors dense", "--wire-tensors applies to tensors between worker processes (train --processes, or coordinator)")]
+    [InlineData("--workers 2 --shared-memory off", "--shared-memory applies to tensors between worker processes")]
     public async Task Train_AnOptionTheRunWouldNotUse_IsRefusedBeforeFetching(string options, string expected)
     {
         // Before, each was ignored: sgd trained without momentum, MNIST's test set stood in for a --test-data file that

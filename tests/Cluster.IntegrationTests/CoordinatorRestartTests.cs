@@ -361,6 +361,25 @@ public sealed class CoordinatorRestartTests : IDisposable
         Assert.Contains(_log, line => line.Contains("error: All 2 worker processes exited before training finished", StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData("off")]
+    [InlineData("auto")]
+    public async Task TrainProcesses_TakesTheOptionsOfTensorsBetweenProcesses(string sharedMemory)
+    {
+        // In-process workers refuse --wire-tensors and --shared-memory (nothing crosses a process there); worker
+        // processes use them: with the shared-memory file off, every tensor goes over the streams.
+        var report = Path.Combine(_dir, $"report-{sharedMemory}.json");
+        var train = Start("train", "--dataset", WriteCsv(), "--label", "label", "--layers", "12,8", "--epochs", "1", "--batch-size", "10", "--workers", "2", "--processes",
+            "--wire-tensors", "dense", "--shared-memory", sharedMemory, "--report", report, "--quiet");
+        using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        await train.WaitForExitAsync(patience.Token);
+        Assert.True(train.ExitCode == 0, $"train exited with {train.ExitCode}; it said:\n{Said()}");
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(report));
+        var steps = json.RootElement.GetProperty("stepBreakdown");
+        Assert.True(steps.GetProperty("bytesSent").GetInt64() > 0, steps.ToString());
+        Assert.Equal(sharedMemory == "off", steps.GetProperty("sharedMemoryBytes").GetInt64() == 0);
+    }
+
     [Fact]
     public async Task TrainProcesses_ModelDiverges_FailsWithTheDivergenceError()
     {

@@ -23,7 +23,7 @@ public static class TrainCommand
         command.Options.Add(dashboard);
         CliApp.SetHandler(command, (result, output, cancellationToken) =>
         {
-            var settings = options.Bind(result);
+            var settings = options.Bind(result, inProcessWorkers: !result.GetValue(processes));
             // --threads (or CLUSTER_THREADS) 0 is the default: the workers share the processors.
             var (n, threads) = Layout(result.GetValue(workers), result.GetValue(options.Threads) > 0 ? settings.Threads : null, Environment.ProcessorCount);
             settings = settings with { Threads = threads };

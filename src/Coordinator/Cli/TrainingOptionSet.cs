@@ -68,11 +68,19 @@ public sealed class TrainingOptionSet
         _earlyStopping, _standardize, _initModel, _model, _report, _checkpointDir, _checkpointEvery, _checkpointKeep, _resume, _wireTensors, _sharedMemory, _plot, _logFormat, _quiet,
     ];
 
-    /// <summary>Reads the options into settings, with clear errors for malformed values.</summary>
-    public TrainSettings Bind(ParseResult r)
+    /// <summary>
+    /// Reads the options into settings, with clear errors for malformed values; <paramref name="inProcessWorkers"/> says
+    /// that the workers run in this process (train without --processes), where no tensor crosses a process boundary.
+    /// </summary>
+    public TrainSettings Bind(ParseResult r, bool inProcessWorkers = false)
     {
         var optimizer = r.GetValue(_optimizer)!.ToLowerInvariant();
         RefuseUnused(r, optimizer);
+        if (inProcessWorkers && new Option[] { _wireTensors, _sharedMemory }.FirstOrDefault(o => Given(r, o)) is { } between)
+        {
+            throw new ArgumentException($"{between.Name} applies to tensors between worker processes (train --processes, or coordinator); the in-process workers of train read the weights where they lie. Add --processes, or leave it out.");
+        }
+
         var threads = r.GetValue(_threads);
         return new TrainSettings
         {
