@@ -391,6 +391,18 @@ public sealed class CliTests : IDisposable
         Assert.False(Directory.Exists(mnist), "nothing was fetched");
     }
 
+    [Fact]
+    public async Task Coordinator_Threads_IsRefused_AsItsWorkersHaveTheirOwn()
+    {
+        // Before, it was taken and ignored, and the report gave it as every remote worker's threads.
+        var mnist = Path.Combine(_dir, "mnist");
+        var (code, output, error) = await RunAsync("coordinator", "--threads", "4", "--listen", "http://127.0.0.1:0", "--data-dir", mnist);
+        Assert.Equal(1, code);
+        Assert.Contains("error: --threads sets the compute threads of train's own workers; a coordinator's workers each have their own (cluster worker --threads N)", error);
+        Assert.DoesNotContain("listening", output);
+        Assert.False(Directory.Exists(mnist), "nothing was fetched");
+    }
+
     [Theory]
     [InlineData("--optimizer momentum --momentum 0.5")]
     [InlineData("--momentum 0.5 --optimizer MOMENTUM")]

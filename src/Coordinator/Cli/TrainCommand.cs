@@ -72,7 +72,7 @@ public static class TrainCommand
         var cluster = new ClusterOptionSet();
         cluster.AddTo(command);
         CliApp.SetHandler(command, (result, output, cancellationToken) =>
-            ClusterRunner.RunAsync(options.Bind(result), cluster.Bind(result), output, cancellationToken));
+            ClusterRunner.RunAsync(options.Bind(result, remoteWorkers: true), cluster.Bind(result), output, cancellationToken));
         return command;
     }
 }

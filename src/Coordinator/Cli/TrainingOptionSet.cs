@@ -70,12 +70,18 @@ public sealed class TrainingOptionSet
 
     /// <summary>
     /// Reads the options into settings, with clear errors for malformed values; <paramref name="inProcessWorkers"/> says
-    /// that the workers run in this process (train without --processes), where no tensor crosses a process boundary.
+    /// that the workers run in this process (train without --processes), where no tensor crosses a process boundary, and
+    /// <paramref name="remoteWorkers"/> that they are started elsewhere (coordinator), each with threads of its own.
     /// </summary>
-    public TrainSettings Bind(ParseResult r, bool inProcessWorkers = false)
+    public TrainSettings Bind(ParseResult r, bool inProcessWorkers = false, bool remoteWorkers = false)
     {
         var optimizer = r.GetValue(_optimizer)!.ToLowerInvariant();
         RefuseUnused(r, optimizer);
+        if (remoteWorkers && Given(r, _threads))
+        {
+            throw new ArgumentException("--threads sets the compute threads of train's own workers; a coordinator's workers each have their own (cluster worker --threads N), and the coordinator evaluates on every processor. Leave it out.");
+        }
+
         if (inProcessWorkers && new Option[] { _wireTensors, _sharedMemory }.FirstOrDefault(o => Given(r, o)) is { } between)
         {
             throw new ArgumentException($"{between.Name} applies to tensors between worker processes (train --processes, or coordinator); the in-process workers of train read the weights where they lie. Add --processes, or leave it out.");
