@@ -112,6 +112,11 @@ public sealed class CliTests : IDisposable
         Assert.Equal(1, mnistCode);
         Assert.Contains("The model takes 2 inputs (it was trained on train.csv); an MNIST image has 784. Give its data with --dataset FILE.csv.", mnistError);
         Assert.False(Directory.Exists(mnistDir));
+        // A --label with MNIST is refused, not ignored.
+        (mnistCode, _, mnistError) = await RunAsync("evaluate", "--model", model, "--data-dir", mnistDir, "--label", "colour");
+        Assert.Equal(1, mnistCode);
+        Assert.Contains("error: --label applies to a CSV --dataset; MNIST brings its own labels.", mnistError);
+        Assert.False(Directory.Exists(mnistDir));
 
         var input = Csv("input.csv", i => i == 0 ? "2,0" : "-1,1.7", 2, "x,y");
         var (predictCode, predictions, _) = await RunAsync("predict", "--model", model, "--input", input);

@@ -33,6 +33,11 @@ public static class ModelCommands
             var name = r.GetValue(dataset)!;
             if (string.Equals(name, "mnist", StringComparison.OrdinalIgnoreCase))
             {
+                if (r.GetValue(label) is not null)
+                {
+                    throw new ArgumentException("--label applies to a CSV --dataset; MNIST brings its own labels. Leave it out, or give --dataset a CSV file.");
+                }
+
                 if (m.InputSize != Mnist.Pixels)
                 {
                     // Said before MNIST is fetched for nothing.
