@@ -76,8 +76,8 @@ public static class Mnist
     /// </summary>
     public static (IdxImageStream Images, byte[] Labels) OpenTrain(string directory)
     {
-        var labels = IdxReader.ReadLabels(Locate(directory, "train-labels-idx1-ubyte"));
-        var images = IdxReader.OpenImages(Locate(directory, "train-images-idx3-ubyte"));
+        var labels = IdxReader.ReadLabels(LabelsPath(directory, "train"));
+        var images = IdxReader.OpenImages(ImagesPath(directory, "train"));
         try
         {
             Check(images.Count, labels, "mnist-train");
@@ -118,5 +118,9 @@ public static class Mnist
     }
 
     private static (IdxImages Images, byte[] Labels) Read(string directory, string prefix) =>
-        (IdxReader.ReadImages(Locate(directory, $"{prefix}-images-idx3-ubyte")), IdxReader.ReadLabels(Locate(directory, $"{prefix}-labels-idx1-ubyte")));
+        (IdxReader.ReadImages(ImagesPath(directory, prefix)), IdxReader.ReadLabels(LabelsPath(directory, prefix)));
+
+    private static string ImagesPath(string directory, string prefix) => Locate(directory, $"{prefix}-images-idx3-ubyte");
+
+    private static string LabelsPath(string directory, string prefix) => Locate(directory, $"{prefix}-labels-idx1-ubyte");
 }
