@@ -96,6 +96,7 @@ public sealed class CliTests : IDisposable
         var threads = Assert.Single(root.GetProperty("workerThreads").EnumerateArray()).GetInt32();
         Assert.Equal(Math.Max(1, Environment.ProcessorCount / 2), threads);
         Assert.Equal(threads, root.GetProperty("threadsPerWorker").GetInt32());
+        Assert.Equal(threads, root.GetProperty("threads").GetInt32());
         Assert.True(root.GetProperty("stepBreakdown").GetProperty("steps").GetInt64() > 0);
 
         var (summaryCode, summary, _) = await RunAsync("summary", "--model", model);

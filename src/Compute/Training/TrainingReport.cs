@@ -17,8 +17,8 @@ public sealed record RunDescription
     /// <summary>Backend name.</summary>
     public string Backend { get; init; } = "managed";
 
-    /// <summary>Threads per process.</summary>
-    public int Threads { get; init; } = 1;
+    /// <summary>Compute threads of each worker; null when the workers had different counts.</summary>
+    public int? Threads { get; init; } = 1;
 
     /// <summary>True for classification.</summary>
     public bool Classification { get; init; } = true;
@@ -71,7 +71,14 @@ public static class TrainingReport
         w.WriteNumber("l1", o.L1);
         w.WriteNumber("l2", o.L2);
         w.WriteString("backend", run.Backend);
-        w.WriteNumber("threads", run.Threads);
+        if (run.Threads is { } threads)
+        {
+            w.WriteNumber("threads", threads);
+        }
+        else
+        {
+            w.WriteNull("threads");
+        }
         w.WriteStartArray("epochs");
         foreach (var e in epochs)
         {

@@ -164,13 +164,13 @@ public static class ClusterRunner
                 output.WriteLine($"Steps: {grain.Timings.Describe()}");
             }
 
+            var threads = grain.WorkerThreads;
             RunOutputs.Finish(output, settings, run, history, test, grain.Trainer.State, evalBackend, clock.Elapsed.TotalSeconds, w =>
             {
                 w.WriteNumber("workers", grain.PeakWorkers);
                 w.WriteString("mode", cluster.Mode.ToString().ToLowerInvariant());
                 // As the workers said in their hellos: a remote worker's --threads is its own, not this process's. Null when
                 // they differed (workerThreads lists them) or none was admitted.
-                var threads = grain.WorkerThreads;
                 if (threads.Count == 1)
                 {
                     w.WriteNumber("threadsPerWorker", threads[0]);
@@ -206,7 +206,7 @@ public static class ClusterRunner
                     w.WriteString("resumedFrom", from);
                 }
                 grain.Timings.Write(w);
-            });
+            }, threads);
             return 0;
         }
         finally

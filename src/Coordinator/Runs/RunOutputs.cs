@@ -11,8 +11,11 @@ namespace Cluster.Coordinator.Runs;
 /// <summary>What a finished run leaves behind: the final figures and per-epoch table, the model, the report and the plot.</summary>
 public static class RunOutputs
 {
-    /// <summary>Prints the result, saves the model, writes the report and the plot.</summary>
-    public static void Finish(TextWriter output, TrainSettings settings, PreparedRun run, IReadOnlyList<EpochRecord> history, BatchStats? test, TrainingState state, ComputeBackend backend, double seconds, Action<System.Text.Json.Utf8JsonWriter>? extra)
+    /// <summary>
+    /// Prints the result, saves the model, writes the report and the plot; <paramref name="workerThreads"/> are the
+    /// compute threads the workers said they have (the report's threads: null when they differed; by default --threads).
+    /// </summary>
+    public static void Finish(TextWriter output, TrainSettings settings, PreparedRun run, IReadOnlyList<EpochRecord> history, BatchStats? test, TrainingState state, ComputeBackend backend, double seconds, Action<System.Text.Json.Utf8JsonWriter>? extra, IReadOnlyList<int>? workerThreads = null)
     {
         var c = CultureInfo.InvariantCulture;
         if (!settings.Quiet)
@@ -68,7 +71,7 @@ public static class RunOutputs
                 Model = run.Model,
                 Options = run.Options,
                 Backend = backend.Name,
-                Threads = settings.Threads,
+                Threads = workerThreads is null ? settings.Threads : workerThreads.Count == 1 ? workerThreads[0] : null,
                 Classification = run.Train.IsClassification,
                 FinalTest = test,
                 TotalSeconds = seconds,
