@@ -97,6 +97,7 @@ public sealed class CliTests : IDisposable
         Assert.Equal(Math.Max(1, Environment.ProcessorCount / 2), threads);
         Assert.Equal(threads, root.GetProperty("threadsPerWorker").GetInt32());
         Assert.Equal(threads, root.GetProperty("threads").GetInt32());
+        Assert.Equal(root.GetProperty("backend").GetString(), Assert.Single(root.GetProperty("workerBackends").EnumerateArray()).GetString());
         Assert.True(root.GetProperty("stepBreakdown").GetProperty("steps").GetInt64() > 0);
 
         var (summaryCode, summary, _) = await RunAsync("summary", "--model", model);

@@ -156,7 +156,7 @@ public sealed class EmbeddedClusterTests
     }
 
     [Fact]
-    public async Task Cluster_WorkerThreads_AreThoseTheAdmittedWorkersSaidTheyHave()
+    public async Task Cluster_WorkerThreadsAndBackends_AreThoseTheAdmittedWorkersSaidTheyHave()
     {
         // The report's threadsPerWorker came from the coordinator's own --threads, which says nothing of remote workers'.
         using var eval = new ManagedBackend(1);
@@ -167,11 +167,12 @@ public sealed class EmbeddedClusterTests
         {
             var w = new WorkerGrain($"w{i}");
             workers.Add(w);
-            await grain.JoinAsync(new Hello { WorkerId = w.WorkerId, ProtocolVersion = 1, Threads = threads }, w, CancellationToken.None);
+            await grain.JoinAsync(new Hello { WorkerId = w.WorkerId, ProtocolVersion = 1, Threads = threads, Backend = i == 1 ? "openblas" : "managed" }, w, CancellationToken.None);
         }
 
         await grain.RunAsync(CancellationToken.None);
         Assert.Equal([1, 4], grain.WorkerThreads);
+        Assert.Equal(["managed", "openblas"], grain.WorkerBackends);
         workers.ForEach(w => w.Dispose());
     }
 

@@ -130,6 +130,7 @@ public sealed partial class CoordinatorGrain
                 foreach (var m in admitted.Where(m => m.IsLive))
                 {
                     _workerThreads.Add(m.Hello.Threads);
+                    _workerBackends.Add(m.Hello.Backend);
                 }
             }
 

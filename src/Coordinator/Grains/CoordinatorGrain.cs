@@ -24,6 +24,7 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
     private readonly TimeProvider _time;
     private readonly List<Member> _members = [];
     private readonly SortedSet<int> _workerThreads = [];
+    private readonly SortedSet<string> _workerBackends = new(StringComparer.Ordinal);
     private readonly List<Member> _pending = [];
     // Steps each worker id answered with NaN or infinity while another member's answer was finite (see JoinAsync).
     private readonly Dictionary<string, int> _nonFiniteAnswers = new(StringComparer.Ordinal);
@@ -145,6 +146,18 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
             lock (_sync)
             {
                 return [.. _workerThreads];
+            }
+        }
+    }
+
+    /// <summary>The compute backends the admitted workers said they use (their hellos), over the whole run, by name.</summary>
+    public IReadOnlyList<string> WorkerBackends
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return [.. _workerBackends];
             }
         }
     }

@@ -187,6 +187,14 @@ public static class ClusterRunner
                 }
 
                 w.WriteEndArray();
+                // The report's backend is the one this process evaluated with; the workers computed with theirs.
+                w.WriteStartArray("workerBackends");
+                foreach (var b in grain.WorkerBackends)
+                {
+                    w.WriteStringValue(b);
+                }
+
+                w.WriteEndArray();
                 w.WriteStartArray("sampleAccounting");
                 foreach (var a in grain.Accounting)
                 {
