@@ -425,6 +425,24 @@ public sealed class CliTests : IDisposable
     }
 
     [Theory]
+    [InlineData("--model run.json --report run.json", "--model and --report name the same file")]
+    [InlineData("--model run.svg --report run.json", "--model and --plot name the same file")]
+    [InlineData("--report run.json --plot run.json", "--report and --plot name the same file")]
+    [InlineData("--model run.png --plot run.png", "--model and --plot name the same file")]
+    public async Task Train_TwoOutputsOfOneName_AreRefusedBeforeTraining(string options, string expected)
+    {
+        // Before, the later write replaced the earlier: --model run.json --report run.json left a report and no model.
+        var data = Classes("w.csv", 30, 1);
+        var args = options.Split(' ').Select(a => a.StartsWith("run.", StringComparison.Ordinal) ? Path.Combine(_dir, a) : a);
+        var (code, output, error) = await RunAsync(["train", "--dataset", data, "--label", "colour", "--epochs", "1", .. args]);
+        Assert.Equal(1, code);
+        Assert.Contains("error: " + expected, error);
+        Assert.Contains("nothing was trained", error);
+        Assert.DoesNotContain("accuracy", output);
+        Assert.Equal(["w.csv"], Directory.GetFileSystemEntries(_dir).Select(Path.GetFileName));
+    }
+
+    [Theory]
     [InlineData(false)]
     [InlineData(true)]
     public async Task Train_ACheckpointFolderOfAnotherRun_IsRefusedUnlessResumed_AndItsCheckpointsStay(bool resumingElsewhere)

@@ -106,6 +106,15 @@ public static class RunOutputs
             ("--model", settings.ModelPath, false), ("--report", settings.ReportPath, false), ("--plot", PlotPath(settings), false),
             ("--checkpoint-dir", settings.CheckpointDirectory, true), ("--resume", settings.Resume, true),
         ];
+        // Two files written to one path: the later would replace the earlier (the model, under --report of its name).
+        var files = outputs.Where(o => !o.IsFolder && o.Path is not null).Select(o => (o.Option, Full: Path.GetFullPath(o.Path!))).ToList();
+        if (files.GroupBy(f => f.Full, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1) is { } clash)
+        {
+            var options = clash.Select(f => f.Option).ToList();
+            var plotByDefault = options.Contains("--plot") && settings.PlotPath is null ? " (--plot by default: --report's name as .svg)" : "";
+            throw new IOException($"{string.Join(" and ", options)} name the same file, {clash.Key}{plotByDefault}; the one written last would replace the other. Give each its own name; nothing was trained.");
+        }
+
         foreach (var (option, path, isFolder) in outputs)
         {
             if (path is null)
