@@ -429,17 +429,24 @@ public sealed class CliTests : IDisposable
     [InlineData("--model run.svg --report run.json", "--model and --plot name the same file")]
     [InlineData("--report run.json --plot run.json", "--report and --plot name the same file")]
     [InlineData("--model run.png --plot run.png", "--model and --plot name the same file")]
-    public async Task Train_TwoOutputsOfOneName_AreRefusedBeforeTraining(string options, string expected)
+    [InlineData("--model w.csv", "--model names --dataset's file")]
+    [InlineData("--report w.csv", "--report names --dataset's file")]
+    [InlineData("--test-data t.csv --plot t.csv", "--plot names --test-data's file")]
+    public async Task Train_AnOutputNamingAnotherOutputOrAnInput_IsRefusedBeforeTraining(string options, string expected)
     {
         // Before, the later write replaced the earlier: --model run.json --report run.json left a report and no model.
+        // So was the training or test file under an output of its name.
         var data = Classes("w.csv", 30, 1);
-        var args = options.Split(' ').Select(a => a.StartsWith("run.", StringComparison.Ordinal) ? Path.Combine(_dir, a) : a);
+        var test = Classes("t.csv", 10, 2);
+        var before = Directory.GetFiles(_dir).ToDictionary(f => f, File.ReadAllBytes);
+        var args = options.Split(' ').Select(a => a.StartsWith("run.", StringComparison.Ordinal) || a.EndsWith(".csv", StringComparison.Ordinal) ? Path.Combine(_dir, a) : a);
         var (code, output, error) = await RunAsync(["train", "--dataset", data, "--label", "colour", "--epochs", "1", .. args]);
         Assert.Equal(1, code);
         Assert.Contains("error: " + expected, error);
         Assert.Contains("nothing was trained", error);
         Assert.DoesNotContain("accuracy", output);
-        Assert.Equal(["w.csv"], Directory.GetFileSystemEntries(_dir).Select(Path.GetFileName));
+        Assert.Equal(["t.csv", "w.csv"], Directory.GetFileSystemEntries(_dir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.All(before, f => Assert.Equal(f.Value, File.ReadAllBytes(f.Key)));
     }
 
     [Theory]
