@@ -127,6 +127,21 @@ public sealed class CliTests : IDisposable
         Assert.Equal("prediction,confidence", lines[0]);
         Assert.StartsWith("red,", lines[1]);
         Assert.StartsWith("green,", lines[2]);
+        // --output over the input or the model is refused, and both stay as they were (before, the input was replaced).
+        var inputBytes = File.ReadAllBytes(input);
+        var modelBytes = File.ReadAllBytes(model);
+        foreach (var (over, named) in new[] { (input, "--input"), (model, "--model") })
+        {
+            var (overCode, _, overError) = await RunAsync("predict", "--model", model, "--input", input, "--output", over);
+            Assert.Equal(1, overCode);
+            Assert.Contains($"error: --output names {named}'s file, {over}; the predictions would replace it.", overError);
+        }
+
+        Assert.Equal(inputBytes, File.ReadAllBytes(input));
+        Assert.Equal(modelBytes, File.ReadAllBytes(model));
+        var written = Path.Combine(_dir, "predictions.csv");
+        Assert.Equal(0, (await RunAsync("predict", "--model", model, "--input", input, "--output", written)).Code);
+        Assert.Equal(predictions.Trim(), File.ReadAllText(written).Trim());
 
         // The same rows with their columns the other way round: matched by name, the same predictions (before, y was
         // read as x and x as y). A column the model does not know is refused, naming both lists.

@@ -85,6 +85,12 @@ public static class ModelCommands
         command.Options.Add(outputPath);
         CliApp.SetHandler(command, (r, output, _) =>
         {
+            if (r.GetValue(outputPath) is { } written && new[] { ("--input", r.GetValue(input)!), ("--model", r.GetValue(model)!) }
+                .FirstOrDefault(f => string.Equals(Path.GetFullPath(f.Item2), Path.GetFullPath(written), StringComparison.Ordinal)) is { Item1: { } read })
+            {
+                throw new ArgumentException($"--output names {read}'s file, {written}; the predictions would replace it. Give --output another name.");
+            }
+
             var m = ModelFile.Load(r.GetValue(model)!);
             var data = LoadFeatures(r.GetValue(input)!, m);
             using var backend = new ManagedBackend(1);
