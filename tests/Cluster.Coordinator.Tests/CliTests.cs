@@ -447,6 +447,7 @@ public sealed class CliTests : IDisposable
     [InlineData("--model w.csv", "--model names --dataset's file")]
     [InlineData("--report w.csv", "--report names --dataset's file")]
     [InlineData("--test-data t.csv --plot t.csv", "--plot names --test-data's file")]
+    [InlineData("--init-model t.csv --report t.csv", "--report names --init-model's file")]
     public async Task Train_AnOutputNamingAnotherOutputOrAnInput_IsRefusedBeforeTraining(string options, string expected)
     {
         // Before, the later write replaced the earlier: --model run.json --report run.json left a report and no model.
@@ -462,6 +463,21 @@ public sealed class CliTests : IDisposable
         Assert.DoesNotContain("accuracy", output);
         Assert.Equal(["t.csv", "w.csv"], Directory.GetFileSystemEntries(_dir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
         Assert.All(before, f => Assert.Equal(f.Value, File.ReadAllBytes(f.Key)));
+    }
+
+    [Fact]
+    public async Task Train_ModelSavedOverItsInitModel_IsTaken()
+    {
+        // Training on from a model and saving it in its place is a use, unlike the outputs refused above.
+        var data = Classes("w.csv", 30, 1);
+        var model = Path.Combine(_dir, "m.bin");
+        string[] run = ["train", "--dataset", data, "--label", "colour", "--epochs", "1", "--layers", "8", "--model", model, "--quiet"];
+        var (code, _, error) = await RunAsync(run);
+        Assert.True(code == 0, error);
+        var first = File.ReadAllBytes(model);
+        (code, _, error) = await RunAsync([.. run, "--init-model", model]);
+        Assert.True(code == 0, error);
+        Assert.NotEqual(first, File.ReadAllBytes(model));
     }
 
     [Theory]

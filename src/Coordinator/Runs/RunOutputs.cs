@@ -115,13 +115,17 @@ public static class RunOutputs
             throw new IOException($"{string.Join(" and ", options)} name the same file, {clash.Key}{plotByDefault}; the one written last would replace the other. Give each its own name; nothing was trained.");
         }
 
-        // Nor may an output replace the data the run reads (--init-model may be replaced: training on from a model).
-        (string Option, string? Path)[] inputs = [("--dataset", string.Equals(settings.Dataset, "mnist", StringComparison.OrdinalIgnoreCase) ? null : settings.Dataset), ("--test-data", settings.TestData)];
+        // Nor may an output replace what the run reads, but --model may replace --init-model (training on from a model).
+        (string Option, string? Path)[] inputs =
+        [
+            ("--dataset", string.Equals(settings.Dataset, "mnist", StringComparison.OrdinalIgnoreCase) ? null : settings.Dataset),
+            ("--test-data", settings.TestData), ("--init-model", settings.InitModel),
+        ];
         foreach (var (input, path) in inputs.Where(i => i.Path is not null))
         {
-            if (files.FirstOrDefault(f => string.Equals(f.Full, Path.GetFullPath(path!), StringComparison.Ordinal)) is { Option: { } output })
+            if (files.FirstOrDefault(f => string.Equals(f.Full, Path.GetFullPath(path!), StringComparison.Ordinal) && (f.Option, input) != ("--model", "--init-model")) is { Option: { } output })
             {
-                throw new IOException($"{output} names {input}'s file, {path}; writing it would replace the data. Give it another name; nothing was trained.");
+                throw new IOException($"{output} names {input}'s file, {path}; writing it would replace it. Give it another name; nothing was trained.");
             }
         }
 
