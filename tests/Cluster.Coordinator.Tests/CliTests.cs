@@ -423,6 +423,9 @@ public sealed class CliTests : IDisposable
         Assert.Contains("error: --threads sets the compute threads of train's own workers; a coordinator's workers each have their own (cluster worker --threads N)", error);
         Assert.DoesNotContain("listening", output);
         Assert.False(Directory.Exists(mnist), "nothing was fetched");
+        // Its help says so; train's keeps its own.
+        Assert.Contains("Not a coordinator's: each worker takes its own", (await RunAsync("coordinator", "--help")).Out);
+        Assert.Contains("Compute threads per worker", (await RunAsync("train", "--help")).Out);
     }
 
     [Theory]

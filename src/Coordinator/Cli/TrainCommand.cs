@@ -69,6 +69,7 @@ public static class TrainCommand
         var command = new Command("coordinator", "Listen for worker silos (cluster worker / WorkerSilo) and train with them; takes the training options of 'train', writes the same --report, and exits when the run ends.");
         var options = new TrainingOptionSet();
         options.AddTo(command);
+        options.Threads.Description = "Not a coordinator's: each worker takes its own (cluster worker --threads N), and the coordinator evaluates on every processor; refused here, as is CLUSTER_THREADS.";
         var cluster = new ClusterOptionSet();
         cluster.AddTo(command);
         CliApp.SetHandler(command, (result, output, cancellationToken) =>
