@@ -66,7 +66,7 @@ public static class TrainCommand
     /// <summary>Creates <c>coordinator</c>.</summary>
     public static Command Coordinator()
     {
-        var command = new Command("coordinator", "Listen for worker silos (cluster worker / WorkerSilo) and train with them; takes the training options of 'train', writes the same --report, and exits when the run ends.");
+        var command = new Command("coordinator", "Listen for worker silos (cluster worker / WorkerSilo) and train with them; takes the training options of 'train' (but --threads: each worker has its own), writes the same --report, and exits when the run ends.");
         var options = new TrainingOptionSet();
         options.AddTo(command);
         options.Threads.Description = "Not a coordinator's: each worker takes its own (cluster worker --threads N), and the coordinator evaluates on every processor; refused here, as is CLUSTER_THREADS.";
