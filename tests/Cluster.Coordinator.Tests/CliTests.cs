@@ -609,7 +609,7 @@ public sealed class CliTests : IDisposable
         var model = Path.Combine(_dir, "kept.bin");
         var settings = new Runs.TrainSettings { ModelPath = model, ReportPath = Path.Combine(_dir, "blocker", "run.json"), PlotPath = Path.Combine(_dir, "kept.svg"), Quiet = true };
         using var backend = new Compute.Backends.ManagedBackend(1);
-        var error = Assert.Throws<IOException>(() => Runs.RunOutputs.Finish(TextWriter.Null, settings, run, [], null, new Compute.Training.TrainingState(), backend, 1, null));
+        var error = Assert.Throws<IOException>(() => Runs.RunOutputs.Finish(TextWriter.Null, settings, run, [], null, new Compute.Training.TrainingState(), backend, 1, null, settings.Threads));
         Assert.StartsWith("Training finished, but --report ", error.Message);
         Assert.DoesNotContain("--model", error.Message);
         Assert.Equal(run.Model.Parameters, Compute.Models.ModelFile.Load(model).Parameters);

@@ -71,14 +71,7 @@ public static class TrainingReport
         w.WriteNumber("l1", o.L1);
         w.WriteNumber("l2", o.L2);
         w.WriteString("backend", run.Backend);
-        if (run.Threads is { } threads)
-        {
-            w.WriteNumber("threads", threads);
-        }
-        else
-        {
-            w.WriteNull("threads");
-        }
+        Number(w, "threads", run.Threads);
         w.WriteStartArray("epochs");
         foreach (var e in epochs)
         {

@@ -164,12 +164,13 @@ public static class BenchCommand
 
         CliApp.SetHandler(command, async (r, output, cancellationToken) =>
         {
+            var counts = ParsePositiveList(r.GetValue(threads)!, "--threads");
             var dir = r.GetValue(dataDir)!;
             await MnistFetcher.EnsureAsync(dir, log: r.GetValue(json) ? null : output.WriteLine, cancellationToken: cancellationToken).ConfigureAwait(false);
             var train = Mnist.LoadTrain(dir);
             var test = Mnist.LoadTest(dir);
             var results = new List<TrainResult>();
-            foreach (var (name, t) in Configurations(r.GetValue(backends)!, ParsePositiveList(r.GetValue(threads)!, "--threads"), output, r.GetValue(json)))
+            foreach (var (name, t) in Configurations(r.GetValue(backends)!, counts, output, r.GetValue(json)))
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 using var backend = BackendFactory.Create(name, t);
@@ -201,7 +202,7 @@ public static class BenchCommand
                 return 0;
             }
 
-            WriteCappedThreads(output, ParsePositiveList(r.GetValue(threads)!, "--threads"));
+            WriteCappedThreads(output, counts);
             output.WriteLine($"{"backend",-9} {"thr",3} {"batch",5} {"epoch s",8} {"samples/s",10} {"alloc/epoch",12} {"gen0",5} {"test acc",8}");
             foreach (var e in results)
             {

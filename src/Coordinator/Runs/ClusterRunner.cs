@@ -164,16 +164,17 @@ public static class ClusterRunner
                 output.WriteLine($"Steps: {grain.Timings.Describe()}");
             }
 
+            // As the workers said in their hellos: a remote worker's --threads is its own, not this process's. Null when
+            // they differed (workerThreads lists them) or none was admitted.
             var threads = grain.WorkerThreads;
+            int? threadsPerWorker = threads is [var only] ? only : null;
             RunOutputs.Finish(output, settings, run, history, test, grain.Trainer.State, evalBackend, clock.Elapsed.TotalSeconds, w =>
             {
                 w.WriteNumber("workers", grain.PeakWorkers);
                 w.WriteString("mode", cluster.Mode.ToString().ToLowerInvariant());
-                // As the workers said in their hellos: a remote worker's --threads is its own, not this process's. Null when
-                // they differed (workerThreads lists them) or none was admitted.
-                if (threads.Count == 1)
+                if (threadsPerWorker is { } perWorker)
                 {
-                    w.WriteNumber("threadsPerWorker", threads[0]);
+                    w.WriteNumber("threadsPerWorker", perWorker);
                 }
                 else
                 {
@@ -214,7 +215,7 @@ public static class ClusterRunner
                     w.WriteString("resumedFrom", from);
                 }
                 grain.Timings.Write(w);
-            }, threads);
+            }, threadsPerWorker);
             return 0;
         }
         finally

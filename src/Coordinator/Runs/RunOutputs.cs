@@ -12,10 +12,10 @@ namespace Cluster.Coordinator.Runs;
 public static class RunOutputs
 {
     /// <summary>
-    /// Prints the result, saves the model, writes the report and the plot; <paramref name="workerThreads"/> are the
-    /// compute threads the workers said they have (the report's threads: null when they differed; by default --threads).
+    /// Prints the result, saves the model, writes the report and the plot; <paramref name="threadsPerWorker"/> is the
+    /// report's threads: what the workers said they have, null when they differed.
     /// </summary>
-    public static void Finish(TextWriter output, TrainSettings settings, PreparedRun run, IReadOnlyList<EpochRecord> history, BatchStats? test, TrainingState state, ComputeBackend backend, double seconds, Action<System.Text.Json.Utf8JsonWriter>? extra, IReadOnlyList<int>? workerThreads = null)
+    public static void Finish(TextWriter output, TrainSettings settings, PreparedRun run, IReadOnlyList<EpochRecord> history, BatchStats? test, TrainingState state, ComputeBackend backend, double seconds, Action<System.Text.Json.Utf8JsonWriter>? extra, int? threadsPerWorker)
     {
         var c = CultureInfo.InvariantCulture;
         if (!settings.Quiet)
@@ -71,7 +71,7 @@ public static class RunOutputs
                 Model = run.Model,
                 Options = run.Options,
                 Backend = backend.Name,
-                Threads = workerThreads is null ? settings.Threads : workerThreads.Count == 1 ? workerThreads[0] : null,
+                Threads = threadsPerWorker,
                 Classification = run.Train.IsClassification,
                 FinalTest = test,
                 TotalSeconds = seconds,
@@ -195,7 +195,7 @@ public static class RunOutputs
 
         try
         {
-            var resuming = settings.Resume is { } resume && string.Equals(Path.GetFullPath(resume).TrimEnd(Path.DirectorySeparatorChar), full.TrimEnd(Path.DirectorySeparatorChar), StringComparison.Ordinal);
+            var resuming = settings.Resume is { } resume && string.Equals(Path.TrimEndingDirectorySeparator(Path.GetFullPath(resume)), Path.TrimEndingDirectorySeparator(full), StringComparison.Ordinal);
             if (!resuming && new CheckpointStore(full).Files() is { Count: > 0 } files)
             {
                 throw new IOException($"--checkpoint-dir {folder} already holds checkpoints of another run (the newest is {Path.GetFileName(files[0])}); this run's would be removed in favour of them, and --resume would continue that run. Continue it with --resume {folder}, or give an empty folder; nothing was trained.");
