@@ -518,6 +518,77 @@ public sealed class CliTests : IDisposable
     }
 
     [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Train_StoppedBySignal_SaysTheStepItStoppedAt_AndWhetherACheckpointHoldsIt(bool checkpoints)
+    {
+        // Before, Ctrl+C printed "cancelled" alone: the step, and whether --resume could go on from it, went unsaid.
+        var data = Classes("stop.csv", 300, 11);
+        var folder = Path.Combine(_dir, "stopped");
+        var model = Path.Combine(_dir, "stopped.bin");
+        string[] run = ["train", "--dataset", data, "--label", "colour", "--layers", "8", "--batch-size", "10", "--model", model];
+        using var stop = new CancellationTokenSource();
+        var output = new CancelsOn("epoch 3/", stop);
+        var error = new StringWriter();
+        var code = await CliApp.RunAsync(checkpoints ? [.. run, "--epochs", "200", "--checkpoint-dir", folder] : [.. run, "--epochs", "200"], output, error, stop.Token);
+        Assert.Equal(130, code);
+        Assert.Contains("cancelled", error.ToString());
+        Assert.False(File.Exists(model));
+        var said = output.ToString();
+        Assert.DoesNotContain("epoch 200/", said);
+        if (!checkpoints)
+        {
+            Assert.Matches(@"Stopped at step [1-9]\d*, .*\. Nothing was kept: a stopped run writes no model or report, and only a run with --checkpoint-dir leaves a checkpoint that --resume continues\.", said);
+            return;
+        }
+
+        var newest = Directory.GetFiles(folder, "checkpoint-*.bin").Max(StringComparer.Ordinal)!;
+        var step = long.Parse(Path.GetFileNameWithoutExtension(newest)["checkpoint-".Length..], CultureInfo.InvariantCulture);
+        Assert.Contains($"Stopped at step {step}, ", said);
+        Assert.Contains($"The newest checkpoint in {folder} holds that step: --resume {folder} goes on from there.", said);
+        var (again, resumed, resumeError) = await RunAsync([.. run, "--epochs", "4", "--resume", folder]);
+        Assert.True(again == 0, resumeError);
+        Assert.Contains($"Resumed from the checkpoint at step {step} ", resumed);
+        Assert.True(File.Exists(model));
+    }
+
+    [Fact]
+    public void DescribeStop_ACheckpointThatCouldNotBeWritten_SaysResumeGoesBack()
+    {
+        var state = new Cluster.Compute.Training.TrainingState { Epoch = 2, StepInEpoch = 5, GlobalStep = 65 };
+        Assert.Equal("Stopped at step 65, in epoch 3 of 10 (after 5 of its 30 steps). Its checkpoint could not be written to ck (the warning above says why), so --resume would go back to an earlier checkpoint, or start afresh. A stopped run writes no model or report.",
+            ClusterRunner.DescribeStop(state, 10, 30, "ck", null));
+        state.StepInEpoch = 0;
+        state.GlobalStep = 60;
+        Assert.StartsWith("Stopped at step 60, at the end of epoch 2 of 10. The newest checkpoint in ck holds", ClusterRunner.DescribeStop(state, 10, 30, "ck", "ck"));
+        Assert.Equal("Stopped before the first step: nothing was trained, and nothing was written.", ClusterRunner.DescribeStop(new Cluster.Compute.Training.TrainingState(), 10, 30, "ck", null));
+    }
+
+    /// <summary>Output that cancels <paramref name="stop"/> once <paramref name="text"/> has been written, as Ctrl+C would then.</summary>
+    private sealed class CancelsOn(string text, CancellationTokenSource stop) : StringWriter(CultureInfo.InvariantCulture)
+    {
+        public override void Write(string? value)
+        {
+            base.Write(value);
+            Check();
+        }
+
+        public override void WriteLine(string? value)
+        {
+            base.WriteLine(value);
+            Check();
+        }
+
+        private void Check()
+        {
+            if (ToString().Contains(text, StringComparison.Ordinal))
+            {
+                stop.Cancel();
+            }
+        }
+    }
+
+    [Theory]
     [InlineData("--checkpoint-dir")]
     [InlineData("--resume")]
     public async Task Train_ACheckpointFolderInUseByAnotherRun_IsRefused(string option)

@@ -131,6 +131,11 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
     /// <summary>The checkpoint the run resumed from, if any.</summary>
     public string? ResumedFrom { get; private set; }
 
+    /// <summary>
+    /// The folder whose newest checkpoint holds the step at which a stopped run ended; null until the run is stopped,
+    /// and when it keeps no checkpoints or the last could not be written.
+    /// </summary>
+    public string? StopCheckpointDirectory { get; private set; }
 
     /// <summary>Most members active at once.</summary>
     public int PeakWorkers { get; private set; }
@@ -411,6 +416,7 @@ public sealed partial class CoordinatorGrain : ICoordinatorGrain, IGradientSourc
             }
 
             LogStoppedAt(_logger, Trainer.State.GlobalStep, _checkpoints.Directory);
+            StopCheckpointDirectory = _checkpoints.Directory;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

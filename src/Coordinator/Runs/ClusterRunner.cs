@@ -136,6 +136,12 @@ public static class ClusterRunner
             {
                 throw new InvalidOperationException($"All {children.Count} worker processes exited before training finished (their last lines are above); the run stopped at step {grain.Trainer.State.GlobalStep}.");
             }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                // Ctrl+C or SIGTERM: say where the run stopped and what of it is kept, even with --quiet.
+                output.WriteLine(DescribeStop(grain.Trainer.State, run.Options.Epochs, grain.Trainer.StepsPerEpoch, settings.CheckpointDirectory ?? settings.Resume, grain.StopCheckpointDirectory));
+                throw;
+            }
             finally
             {
                 // Stops the watch: the workers leave when told the run is over.
@@ -304,6 +310,31 @@ public static class ClusterRunner
         {
             child.Dispose();
         }
+    }
+
+    /// <summary>
+    /// What a user is told of a run stopped by a signal: the step it stopped at and whether a checkpoint holds it.
+    /// <paramref name="folder"/>: the checkpoint folder asked for; <paramref name="kept"/>: the one whose newest
+    /// checkpoint holds the step (null when it could not be written).
+    /// </summary>
+    internal static string DescribeStop(TrainingState state, int epochs, int stepsPerEpoch, string? folder, string? kept)
+    {
+        if (state.GlobalStep == 0)
+        {
+            return "Stopped before the first step: nothing was trained, and nothing was written.";
+        }
+
+        var at = state.StepInEpoch == 0
+            ? string.Create(CultureInfo.InvariantCulture, $"Stopped at step {state.GlobalStep}, at the end of epoch {state.Epoch} of {epochs}")
+            : string.Create(CultureInfo.InvariantCulture, $"Stopped at step {state.GlobalStep}, in epoch {state.Epoch + 1} of {epochs} (after {state.StepInEpoch} of its {stepsPerEpoch} steps)");
+        if (kept is not null)
+        {
+            return $"{at}. The newest checkpoint in {kept} holds that step: --resume {kept} goes on from there. A stopped run writes no model or report.";
+        }
+
+        return folder is null
+            ? $"{at}. Nothing was kept: a stopped run writes no model or report, and only a run with --checkpoint-dir leaves a checkpoint that --resume continues."
+            : $"{at}. Its checkpoint could not be written to {folder} (the warning above says why), so --resume would go back to an earlier checkpoint, or start afresh. A stopped run writes no model or report.";
     }
 
     /// <summary>A note when local workers have more compute threads than the machine has processors; null otherwise.</summary>
