@@ -93,43 +93,53 @@ public static class ModelJson
         }
     }
 
-    /// <summary>Reads a model from a parsed document.</summary>
+    /// <summary>
+    /// Reads a model from a parsed document. A missing or mistyped field, a weight array of the wrong length and metadata
+    /// that does not fit the layers (a transform or feature names not one per input, class names not one per output or
+    /// repeated) are refused with where they are.
+    /// </summary>
     public static Sequential Read(JsonElement root, bool requireWeights)
     {
         try
         {
-            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("format", out var format) || format.GetString() != Format)
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("format", out var format) || format.ValueKind != JsonValueKind.String || format.GetString() != Format)
             {
                 throw new InvalidDataException($"Not a model document: expected \"format\": \"{Format}\".");
             }
 
-            var version = root.GetProperty("version").GetInt32();
+            const string Document = "the model document";
+            var version = WholeNumber(root, "version", Document);
             if (version > Version)
             {
                 throw new InvalidDataException($"The model was written by a newer format version ({version}); this build reads up to {Version}.");
             }
 
-            var inputSize = root.GetProperty("inputSize").GetInt32();
-            var loss = Names.ParseLoss(root.GetProperty("loss").GetString() ?? "");
-            var specs = new List<LayerSpec>();
-            foreach (var l in root.GetProperty("layers").EnumerateArray())
+            var inputSize = WholeNumber(root, "inputSize", Document);
+            if (inputSize < 1)
             {
-                var type = l.GetProperty("type").GetString();
-                specs.Add(type switch
+                throw new InvalidDataException($"\"inputSize\" must be at least 1, not {inputSize}.");
+            }
+
+            var loss = Parsed(root, "loss", Document, Names.ParseLoss);
+            var layers = Field(root, "layers", Document, JsonValueKind.Array);
+            var specs = new List<LayerSpec>();
+            foreach (var l in layers.EnumerateArray())
+            {
+                var where = $"layer {specs.Count + 1}";
+                specs.Add(Text(l, "type", where) switch
                 {
                     "dense" => LayerSpec.Dense(
-                        l.GetProperty("units").GetInt32(),
-                        Names.ParseActivation(l.GetProperty("activation").GetString() ?? ""),
-                        l.TryGetProperty("init", out var init) ? Names.ParseInit(init.GetString() ?? "auto") : InitKind.Auto),
-                    "dropout" => LayerSpec.Dropout(l.GetProperty("rate").GetSingle()),
-                    _ => throw new InvalidDataException($"Unknown layer type '{type}'."),
+                        Units(l, where),
+                        Parsed(l, "activation", where, Names.ParseActivation),
+                        l.TryGetProperty("init", out _) ? Parsed(l, "init", where, Names.ParseInit) : InitKind.Auto),
+                    "dropout" => LayerSpec.Dropout(DropoutRate(l, where)),
+                    var type => throw new InvalidDataException($"Unknown type '{type}' of {where}; expected dense or dropout."),
                 });
             }
 
-            var metadata = root.TryGetProperty("metadata", out var m) ? ReadMetadata(m) : null;
-            var model = new Sequential(inputSize, specs, loss, metadata);
+            var model = new Sequential(inputSize, specs, loss);
             var index = 0;
-            foreach (var l in root.GetProperty("layers").EnumerateArray())
+            foreach (var l in layers.EnumerateArray())
             {
                 if (model.Layers[index++] is not DenseLayer d)
                 {
@@ -146,9 +156,9 @@ public static class ModelJson
                     continue;
                 }
 
-                if (weights.GetArrayLength() != d.InputSize)
+                if (weights.ValueKind != JsonValueKind.Array || weights.GetArrayLength() != d.InputSize)
                 {
-                    throw new InvalidDataException($"Layer {index} ({d.Describe()}): weights has {weights.GetArrayLength()} rows, expected one per input ({d.InputSize}).");
+                    throw new InvalidDataException($"Layer {index} ({d.Describe()}): \"weights\" must be an array of {d.InputSize} rows, one per input; it is {Describe(weights)}.");
                 }
 
                 var row = 0;
@@ -158,15 +168,96 @@ public static class ModelJson
                     row++;
                 }
 
-                ReadNumbers(l.GetProperty("bias"), model.Parameters.AsSpan(d.BiasOffset, d.Units), $"layer {index} bias");
+                ReadNumbers(l.TryGetProperty("bias", out var bias) ? bias : throw new InvalidDataException($"Layer {index} ({d.Describe()}) has weights but no \"bias\"."), model.Parameters.AsSpan(d.BiasOffset, d.Units), $"layer {index} bias");
+            }
+
+            if (root.TryGetProperty("metadata", out var m))
+            {
+                model.Metadata = ReadMetadata(m, model.InputSize, model.OutputSize);
             }
 
             return model;
         }
         catch (Exception ex) when (ex is KeyNotFoundException or InvalidOperationException or FormatException or ArgumentException)
         {
-            throw new InvalidDataException($"The model document is invalid: {ex.Message}", ex);
+            var message = ex is ArgumentException { ParamName: { } name } && ex.Message.IndexOf($" (Parameter '{name}')", StringComparison.Ordinal) is var cut and >= 0
+                ? ex.Message[..cut]
+                : ex.Message;
+            throw new InvalidDataException($"The model document is invalid: {message}", ex);
         }
+    }
+
+    private static JsonElement Field(JsonElement obj, string name, string where, JsonValueKind kind)
+    {
+        if (obj.ValueKind != JsonValueKind.Object)
+        {
+            throw new InvalidDataException($"{Capitalized(where)} must be a JSON object; it is {Describe(obj)}.");
+        }
+
+        if (!obj.TryGetProperty(name, out var value))
+        {
+            throw new InvalidDataException($"{Capitalized(where)} has no \"{name}\".");
+        }
+
+        return value.ValueKind == kind
+            ? value
+            : throw new InvalidDataException($"\"{name}\" of {where} must be {Article(kind)}; it is {Describe(value)}.");
+    }
+
+    private static int WholeNumber(JsonElement obj, string name, string where) =>
+        Field(obj, name, where, JsonValueKind.Number) is var value && value.TryGetInt32(out var number)
+            ? number
+            : throw new InvalidDataException($"\"{name}\" of {where} must be a whole number; it is {Describe(value)}.");
+
+    private static int Units(JsonElement layer, string where)
+    {
+        var units = WholeNumber(layer, "units", where);
+        return units >= 1 ? units : throw new InvalidDataException($"\"units\" of {where} must be at least 1, not {units}.");
+    }
+
+    /// <summary>A named choice (a loss, an activation), its error saying where it stands.</summary>
+    private static T Parsed<T>(JsonElement obj, string name, string where, Func<string, T> parse)
+    {
+        var text = Text(obj, name, where);
+        try
+        {
+            return parse(text);
+        }
+        catch (Exception ex) when (ex is FormatException or ArgumentException)
+        {
+            throw new InvalidDataException($"\"{name}\" of {where}: {ex.Message}", ex);
+        }
+    }
+
+    private static string Text(JsonElement obj, string name, string where) => Field(obj, name, where, JsonValueKind.String).GetString()!;
+
+    private static float DropoutRate(JsonElement layer, string where) =>
+        Field(layer, "rate", where, JsonValueKind.Number) is var value && value.TryGetSingle(out var rate) && rate is >= 0f and < 1f
+            ? rate
+            : throw new InvalidDataException($"\"rate\" of {where} must be a number in [0, 1); it is {Describe(value)}.");
+
+    private static string Capitalized(string text) => text.Length == 0 ? text : char.ToUpperInvariant(text[0]) + text[1..];
+
+    private static string Article(JsonValueKind kind) => kind switch
+    {
+        JsonValueKind.Array => "an array",
+        JsonValueKind.Object => "an object",
+        JsonValueKind.String => "a string",
+        _ => "a number",
+    };
+
+    /// <summary>A JSON value as a message names it: its text when short, else its kind.</summary>
+    private static string Describe(JsonElement value)
+    {
+        var raw = value.GetRawText();
+        return value.ValueKind switch
+        {
+            JsonValueKind.Array => $"an array of {value.GetArrayLength()}",
+            JsonValueKind.Object => "an object",
+            JsonValueKind.String when raw.Length <= 40 => $"the string {raw}",
+            JsonValueKind.String => "a string",
+            _ => raw.Length <= 40 ? raw : raw[..40] + "...",
+        };
     }
 
     private static void WriteNumbers(Utf8JsonWriter w, ReadOnlySpan<float> values, string what)
@@ -189,16 +280,15 @@ public static class ModelJson
     {
         if (array.ValueKind != JsonValueKind.Array || array.GetArrayLength() != into.Length)
         {
-            throw new InvalidDataException($"The {what} must be an array of {into.Length} numbers.");
+            throw new InvalidDataException($"The {what} must be an array of {into.Length} numbers; it is {Describe(array)}.");
         }
 
         var i = 0;
         foreach (var e in array.EnumerateArray())
         {
-            var v = e.GetSingle();
-            if (!float.IsFinite(v))
+            if (e.ValueKind != JsonValueKind.Number || !e.TryGetSingle(out var v) || !float.IsFinite(v))
             {
-                throw new InvalidDataException($"The {what} hold a value that is not a finite float32.");
+                throw new InvalidDataException($"The {what} hold {Describe(e)} at index {i}, which is not a finite float32.");
             }
 
             into[i++] = v;
@@ -251,8 +341,14 @@ public static class ModelJson
         w.WriteEndArray();
     }
 
-    private static ModelMetadata ReadMetadata(JsonElement m)
+    private static ModelMetadata ReadMetadata(JsonElement m, int inputs, int outputs)
     {
+        const string Where = "the metadata";
+        if (m.ValueKind != JsonValueKind.Object)
+        {
+            throw new InvalidDataException($"\"metadata\" must be an object; it is {Describe(m)}.");
+        }
+
         float[]? Floats(string name)
         {
             if (!m.TryGetProperty(name, out var e))
@@ -260,20 +356,50 @@ public static class ModelJson
                 return null;
             }
 
-            var values = new float[e.GetArrayLength()];
-            ReadNumbers(e, values, name);
+            // One per input: a transform of another length would shift every feature, or fail on the first row.
+            var values = new float[inputs];
+            ReadNumbers(e, values, $"metadata's {name} (one per input)");
             return values;
         }
 
-        string[]? Strings(string name) =>
-            m.TryGetProperty(name, out var e) ? [.. e.EnumerateArray().Select(x => x.GetString() ?? "")] : null;
+        string[]? Strings(string name, int count, string each, string why = "")
+        {
+            if (!m.TryGetProperty(name, out _))
+            {
+                return null;
+            }
+
+            var e = Field(m, name, Where, JsonValueKind.Array);
+            if (e.GetArrayLength() != count)
+            {
+                throw new InvalidDataException($"The metadata's {name} must hold {count} names, one per {each}{why}; it holds {e.GetArrayLength()}.");
+            }
+
+            var names = new string[count];
+            var i = 0;
+            foreach (var x in e.EnumerateArray())
+            {
+                names[i++] = x.ValueKind == JsonValueKind.String
+                    ? x.GetString()!
+                    : throw new InvalidDataException($"The metadata's {name} hold {Describe(x)} at index {i - 1}, not a name.");
+            }
+
+            if (names.GroupBy(n => n, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1) is { } repeated)
+            {
+                throw new InvalidDataException($"The metadata's {name} hold '{repeated.Key}' {repeated.Count()} times; each {each} needs a name of its own.");
+            }
+
+            return names;
+        }
+
+        string? Optional(string name) => m.TryGetProperty(name, out _) ? Text(m, name, Where) : null;
 
         return new ModelMetadata
         {
-            Dataset = m.TryGetProperty("dataset", out var d) ? d.GetString() : null,
-            LabelName = m.TryGetProperty("labelName", out var l) ? l.GetString() : null,
-            FeatureNames = Strings("featureNames"),
-            ClassNames = Strings("classNames"),
+            Dataset = Optional("dataset"),
+            LabelName = Optional("labelName"),
+            FeatureNames = Strings("featureNames", inputs, "input"),
+            ClassNames = outputs == 1 ? Strings("classNames", 2, "class", " (a single sigmoid output tells two apart)") : Strings("classNames", outputs, "output"),
             InputOffset = Floats("inputOffset"),
             InputScale = Floats("inputScale"),
         };
