@@ -187,8 +187,9 @@ public sealed class CoordinatorRestartTests : IDisposable
         if (how == "SIGTERM")
         {
             // The stopping coordinator writes a checkpoint of the step it stopped at (the periodic ones come every 25 steps).
-            var stopped = _log.Select(line => System.Text.RegularExpressions.Regex.Match(line, @"Stopped at step (\d+),")).Where(m => m.Success).Select(m => long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)).ToList();
+            var stopped = _log.Select(line => System.Text.RegularExpressions.Regex.Match(line, @"Stopped at step (\d+), which the newest checkpoint")).Where(m => m.Success).Select(m => long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)).ToList();
             Assert.True(stopped.Count == 1 && stopped[0] >= signalledAt && saved.Max() == stopped[0], $"stopped at {string.Join(", ", stopped)} after step {signalledAt}; checkpoints at steps {string.Join(", ", saved)}");
+            Assert.Contains(_log, line => line.Contains($"Stopped at step {stopped[0]}, ", StringComparison.Ordinal) && line.Contains($"The newest checkpoint in {checkpoints} holds that step: --resume {checkpoints} goes on from there.", StringComparison.Ordinal));
 
             // Its workers are not told to stop: they retry the address, and the restarted coordinator takes them back.
             await Task.Delay(1000);
