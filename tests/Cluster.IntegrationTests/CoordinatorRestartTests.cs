@@ -293,6 +293,7 @@ public sealed class CoordinatorRestartTests : IDisposable
         // No step was trained, so there is nothing to checkpoint, and the log does not claim one.
         Assert.Empty(Directory.Exists(checkpoints) ? Directory.GetFiles(checkpoints) : []);
         Assert.DoesNotContain(_log, line => line.Contains("Stopped at step", StringComparison.Ordinal));
+        Assert.Contains(_log, line => line == "coordinator#0: Stopped before the first step: nothing was trained, and nothing was written.");
     }
 
     /// <summary>Starts <c>train --processes</c> with two worker processes and returns once its first epoch is done.</summary>
