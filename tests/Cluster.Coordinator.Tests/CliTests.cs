@@ -120,6 +120,26 @@ public sealed class CliTests : IDisposable
         Assert.Contains("error: --label applies to a CSV --dataset; MNIST brings its own labels.", mnistError);
         Assert.False(Directory.Exists(mnistDir));
 
+        // A model of 784 inputs trained on a CSV of pixels has its own input transform: MNIST's [0, 1] pixels are refused
+        // before they are fetched, where before they were evaluated through no transform at all.
+        var pixels = new Cluster.Compute.Sequential(784, [Cluster.Compute.LayerSpec.Dense(10, Cluster.Compute.Activation.Softmax)], Cluster.Compute.LossKind.CrossEntropy,
+            new Cluster.Compute.ModelMetadata { Dataset = "pixels.csv", InputOffset = [.. Enumerable.Repeat(33f, 784)], InputScale = [.. Enumerable.Repeat(0.0125f, 784)] });
+        var pixelModel = Path.Combine(_dir, "pixels.bin");
+        Cluster.Compute.Models.ModelFile.Save(pixels, pixelModel);
+        (mnistCode, _, mnistError) = await RunAsync("evaluate", "--model", pixelModel, "--data-dir", mnistDir);
+        Assert.Equal(1, mnistCode);
+        Assert.Contains("error: The model was trained on pixels.csv with an input transform of its own (offsets and scales fitted on its data), so MNIST's test set, with pixels scaled to [0, 1], is not the data it takes.", mnistError);
+        Assert.False(Directory.Exists(mnistDir));
+        // Nor does train start MNIST from it: the model saved at the end kept the CSV's transform, which evaluate and
+        // predict then applied to inputs it was not trained through.
+        (mnistCode, _, mnistError) = await RunAsync("train", "--init-model", pixelModel, "--data-dir", mnistDir);
+        Assert.Equal(1, mnistCode);
+        Assert.Contains("error: --init-model was trained on pixels.csv with an input transform of its own (offsets and scales fitted on its data), so MNIST's pixels, scaled to [0, 1], are not the data it takes.", mnistError);
+        (mnistCode, _, mnistError) = await RunAsync("train", "--init-model", model, "--data-dir", mnistDir);
+        Assert.Equal(1, mnistCode);
+        Assert.Contains("error: --init-model takes 2 inputs (it was trained on train.csv); an MNIST image has 784.", mnistError);
+        Assert.False(Directory.Exists(mnistDir));
+
         var input = Csv("input.csv", i => i == 0 ? "2,0" : "-1,1.7", 2, "x,y");
         var (predictCode, predictions, _) = await RunAsync("predict", "--model", model, "--input", input);
         Assert.Equal(0, predictCode);

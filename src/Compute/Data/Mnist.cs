@@ -21,6 +21,18 @@ public static class Mnist
     /// <summary>Pixel scale applied on load (x / 255).</summary>
     public const float PixelScale = 1f / 255f;
 
+    /// <summary>
+    /// Whether a model takes MNIST's pixels as they are loaded, scaled to [0, 1]: its input transform is MNIST's own
+    /// (x / 255, which an MNIST run records) or none (a model written elsewhere). A model trained on a CSV of pixels
+    /// takes them through the transform fitted on that file instead.
+    /// </summary>
+    public static bool TakesScaledPixels(ModelMetadata metadata)
+    {
+        ArgumentNullException.ThrowIfNull(metadata);
+        return (metadata.InputOffset is null || metadata.InputOffset.All(o => o == 0f))
+            && (metadata.InputScale is null || metadata.InputScale.All(s => s == PixelScale));
+    }
+
     /// <summary>Loads the training set from <paramref name="directory"/> (plain or .gz files).</summary>
     public static Dataset LoadTrain(string directory) => Load(directory, "train", "mnist-train");
 

@@ -45,6 +45,14 @@ public static class ModelCommands
                     throw new ArgumentException($"The model takes {m.InputSize} inputs{trainedOn}; an MNIST image has {Mnist.Pixels}. Give its data with --dataset FILE.csv.");
                 }
 
+                if (!Mnist.TakesScaledPixels(m.Metadata))
+                {
+                    // A model trained on a CSV of pixels takes them through the transform fitted on that file; MNIST's test set
+                    // comes scaled to [0, 1], and its accuracy would be that of other inputs than the model's.
+                    var trainedOn = m.Metadata.Dataset is { } d ? $" on {d}" : "";
+                    throw new ArgumentException($"The model was trained{trainedOn} with an input transform of its own (offsets and scales fitted on its data), so MNIST's test set, with pixels scaled to [0, 1], is not the data it takes. Give data like its own with --dataset FILE.csv.");
+                }
+
                 await MnistFetcher.EnsureAsync(r.GetValue(dataDir)!, log: s => output.WriteLine(s), cancellationToken: cancellationToken).ConfigureAwait(false);
                 data = Mnist.LoadTest(r.GetValue(dataDir)!);
             }

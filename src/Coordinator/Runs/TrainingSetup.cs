@@ -18,6 +18,23 @@ public static class TrainingSetup
         ModelMetadata metadata;
         if (string.Equals(s.Dataset, "mnist", StringComparison.OrdinalIgnoreCase))
         {
+            if (initial is not null)
+            {
+                // Said before MNIST is fetched and loaded for a model that cannot take it.
+                var trainedOn = initial.Metadata.Dataset is { } d ? $" on {d}" : "";
+                if (initial.InputSize != Mnist.Pixels)
+                {
+                    throw new ArgumentException($"--init-model takes {initial.InputSize} inputs (it was trained{trainedOn}); an MNIST image has {Mnist.Pixels}.");
+                }
+
+                if (!Mnist.TakesScaledPixels(initial.Metadata))
+                {
+                    // Its weights were fitted to inputs through that transform; the model saved at the end would keep
+                    // the transform, and evaluate and predict would then feed it other inputs than it was trained on.
+                    throw new ArgumentException($"--init-model was trained{trainedOn} with an input transform of its own (offsets and scales fitted on its data), so MNIST's pixels, scaled to [0, 1], are not the data it takes. Start from a model trained on MNIST, or train it on data like its own with --dataset FILE.csv.");
+                }
+            }
+
             await MnistFetcher.EnsureAsync(s.DataDir, log: log, cancellationToken: cancellationToken).ConfigureAwait(false);
             train = Mnist.LoadTrain(s.DataDir);
             test = Mnist.LoadTest(s.DataDir);
@@ -73,6 +90,8 @@ public static class TrainingSetup
         if (initial is not null)
         {
             Check(initial, train, s);
+            // What the model is trained on now: MNIST's pixels (a CSV run keeps the --init-model's transform and names).
+            initial.Metadata = metadata;
         }
 
         var options = s.ToTrainingOptions();
