@@ -103,6 +103,8 @@ public sealed class CliTests : IDisposable
         var (summaryCode, summary, _) = await RunAsync("summary", "--model", model);
         Assert.Equal(0, summaryCode);
         Assert.Contains("Dense(16, relu)", summary);
+        // What predict and evaluate need of the data, from the model's metadata.
+        Assert.Contains("Trained on: train.csv\nPredicts: label column colour, 3 classes: blue, green, red\nInput columns: x, y\nInput transform: (x - offset) * scale, one of each per input, fitted on train.csv\n", summary.ReplaceLineEndings("\n"));
 
         var (evalCode, eval, _) = await RunAsync("evaluate", "--model", model, "--dataset", test);
         Assert.Equal(0, evalCode);

@@ -81,6 +81,39 @@ public static class ModelCommands
         return command;
     }
 
+    /// <summary>What <c>summary</c> says of the data a model takes, from its metadata: what predict and evaluate need.</summary>
+    internal static IEnumerable<string> DescribeData(Sequential model)
+    {
+        var m = model.Metadata;
+        if (m.Dataset is { } dataset)
+        {
+            yield return $"Trained on: {dataset}";
+        }
+
+        if (m.LabelName is not null || m.ClassNames is not null)
+        {
+            var label = m.LabelName is { } name ? $"label column {name}, " : "";
+            yield return m.ClassNames is { } classes
+                ? $"Predicts: {label}{classes.Length} classes: {Listed(classes)}"
+                : $"Predicts: {label}a number (regression)";
+        }
+
+        if (m.FeatureNames is { } features)
+        {
+            yield return $"Input columns: {Listed(features)}";
+        }
+
+        yield return m.InputOffset is null && m.InputScale is null
+            ? "Input transform: none (inputs are used as given)"
+            : Mnist.TakesScaledPixels(m)
+                ? "Input transform: x / 255 (raw pixels to [0, 1])"
+                : $"Input transform: (x - offset) * scale, one of each per input, fitted on {m.Dataset ?? "its training data"}";
+
+        static string Listed(string[] names) => names.Length <= 12
+            ? string.Join(", ", names)
+            : string.Create(CultureInfo.InvariantCulture, $"{string.Join(", ", names.Take(10))}, ... {names[^1]} ({names.Length:N0} in all)");
+    }
+
     /// <summary>cluster predict --model FILE --input CSV [--output CSV].</summary>
     public static Command Predict()
     {
@@ -138,12 +171,18 @@ public static class ModelCommands
     /// <summary>cluster summary --model FILE.</summary>
     public static Command Summary()
     {
-        var command = new Command("summary", "Print a saved model's layers and parameter counts.");
+        var command = new Command("summary", "Print a saved model's layers and parameter counts, and what it takes: the data it was trained on, its label and classes, its input columns and input transform.");
         var model = ModelOption();
         command.Options.Add(model);
         CliApp.SetHandler(command, (r, output, _) =>
         {
-            output.Write(ModelFile.Load(r.GetValue(model)!).Summary());
+            var m = ModelFile.Load(r.GetValue(model)!);
+            output.Write(m.Summary());
+            foreach (var line in DescribeData(m))
+            {
+                output.WriteLine(line);
+            }
+
             return Task.FromResult(0);
         });
         return command;
