@@ -199,7 +199,7 @@ public sealed class DataTests : IDisposable
         var ex = Assert.Throws<InvalidDataException>(() => MnistFetcher.Verify(_dir));
         Assert.Contains("train-images-idx3-ubyte", ex.Message);
         Assert.Contains("corrupt", ex.Message);
-        Assert.Contains("cluster data fetch mnist --force", ex.Message);
+        Assert.Contains($"cluster data fetch mnist --data-dir {_dir} --force", ex.Message);
         Assert.Equal("039058c6f2c0cb492c533b0a4d14ef77cc0f78abccced5287d84a1a2011cfb81", MnistFetcher.Sha256Of(Path.Combine(_dir, "train-images-idx3-ubyte")));
     }
 

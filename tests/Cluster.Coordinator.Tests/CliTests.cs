@@ -373,6 +373,9 @@ public sealed class CliTests : IDisposable
         (code, _, error) = await RunAsync([.. worker, "--data-dir", dataDir]);
         Assert.Equal(1, code);
         Assert.Contains("train-images-idx3-ubyte is corrupt: its SHA-256 is", error);
+        // It said "Delete it and run 'cluster data fetch mnist --force'": --force replaces the files as they are, and
+        // without --data-dir it fetched into the default folder, not this one.
+        Assert.Contains($"Fetch the files again with 'cluster data fetch mnist --data-dir {dataDir} --force' (it replaces them), or point --data-dir at good files.", error);
     }
 
     [Theory]

@@ -104,7 +104,7 @@ public static class MnistFetcher
             if (!string.Equals(actual, expected, StringComparison.OrdinalIgnoreCase))
             {
                 throw new InvalidDataException(
-                    $"{path} is corrupt: its SHA-256 is {actual}, expected {expected}. Delete it and run 'cluster data fetch mnist --force' (or point --data-dir at good files).");
+                    $"{path} is corrupt: its SHA-256 is {actual}, expected {expected}. Fetch the files again with 'cluster data fetch mnist --data-dir {directory} --force' (it replaces them), or point --data-dir at good files.");
             }
         }
     }
