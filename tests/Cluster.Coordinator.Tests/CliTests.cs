@@ -543,6 +543,55 @@ public sealed class CliTests : IDisposable
     }
 
     [Theory]
+    [InlineData("classification")]
+    [InlineData("regression")]
+    public async Task Train_AReportNamedCsv_IsThePerEpochHistoryAsCsv_WithTheJsonReportsFigures(string task)
+    {
+        // Before, --report history.csv wrote JSON into a file named .csv.
+        var data = task == "classification"
+            ? Classes("history.csv", 60, 4)
+            : Csv("history.csv", i => string.Create(CultureInfo.InvariantCulture, $"{i * 0.1:0.0},{Math.Sin(i * 0.1):0.####}"), 60, "x,colour");
+        string[] run = ["train", "--dataset", data, "--label", "colour", "--task", task, "--layers", "4", "--epochs", "3", "--batch-size", "8", "--validation-split", "0.25", "--quiet"];
+        var csv = Path.Combine(_dir, "report.csv");
+        var json = Path.Combine(_dir, "report.json");
+        var (code, _, error) = await RunAsync([.. run, "--report", csv]);
+        Assert.True(code == 0, error);
+        (code, _, error) = await RunAsync([.. run, "--report", json]);
+        Assert.True(code == 0, error);
+
+        var lines = File.ReadAllLines(csv);
+        var header = lines[0].Split(',');
+        string[] expected = task == "classification"
+            ? ["epoch", "trainLoss", "trainAccuracy", "validationLoss", "validationAccuracy", "testLoss", "testAccuracy", "seconds", "samplesPerSecond", "learningRate", "steps", "samples"]
+            : ["epoch", "trainLoss", "trainAccuracy", "validationLoss", "validationAccuracy", "testLoss", "testAccuracy", "trainRmse", "testRmse", "seconds", "samplesPerSecond", "learningRate", "steps", "samples"];
+        Assert.Equal(expected, header);
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        var epochs = doc.RootElement.GetProperty("epochs").EnumerateArray().ToList();
+        Assert.Equal(3, epochs.Count);
+        Assert.Equal(epochs.Count + 1, lines.Length);
+        for (var i = 0; i < epochs.Count; i++)
+        {
+            var row = lines[i + 1].Split(',');
+            Assert.Equal(header.Length, row.Length);
+            foreach (var (name, field) in header.Zip(row))
+            {
+                if (name is "seconds" or "samplesPerSecond")
+                {
+                    Assert.True(double.Parse(field, CultureInfo.InvariantCulture) > 0, $"{name} of epoch {i + 1}: {field}");
+                    continue;
+                }
+
+                // The same seed gives the same figures; null in JSON is an empty field.
+                var value = epochs[i].GetProperty(name);
+                Assert.True(value.ValueKind == JsonValueKind.Null ? field.Length == 0 : double.Parse(field, CultureInfo.InvariantCulture) == value.GetDouble(),
+                    $"{name} of epoch {i + 1}: {field} in the CSV, {value.GetRawText()} in the JSON");
+            }
+        }
+
+        Assert.Equal("0.1", epochs[0].GetProperty("learningRate").GetRawText());
+    }
+
+    [Theory]
     [InlineData(true)]
     [InlineData(false)]
     public async Task Train_StoppedBySignal_SaysTheStepItStoppedAt_AndWhetherACheckpointHoldsIt(bool checkpoints)

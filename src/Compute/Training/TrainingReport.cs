@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 
 namespace Cluster.Compute.Training;
@@ -33,22 +34,62 @@ public sealed record RunDescription
     public TrainingState? State { get; init; }
 }
 
-/// <summary>Writes the training report JSON shared by single-node and cluster runs.</summary>
+/// <summary>Writes the training report (JSON, or the epochs as CSV) shared by single-node and cluster runs.</summary>
 public static class TrainingReport
 {
-    /// <summary>Writes the report; <paramref name="extra"/> adds fields of its own (the cluster's workers and step breakdown).</summary>
+    /// <summary>
+    /// Writes the report, atomically: JSON (<paramref name="extra"/> adds fields of its own, the cluster's workers and
+    /// step breakdown), or, for a name ending in .csv, the per-epoch history as CSV (<see cref="WriteCsv"/>).
+    /// </summary>
     public static void Write(string path, RunDescription run, IReadOnlyList<EpochRecord> epochs, Action<Utf8JsonWriter>? extra = null)
     {
         var full = Path.GetFullPath(path);
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
         var temp = full + ".tmp";
         using (var stream = File.Create(temp))
-        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
         {
-            WriteTo(w, run, epochs, extra);
+            if (IsCsv(path))
+            {
+                using var text = new StreamWriter(stream);
+                WriteCsv(text, run, epochs);
+            }
+            else
+            {
+                using var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
+                WriteTo(w, run, epochs, extra);
+            }
         }
 
         File.Move(temp, full, overwrite: true);
+    }
+
+    /// <summary>Whether <see cref="Write"/> writes CSV for this name.</summary>
+    public static bool IsCsv(string path) => path.EndsWith(".csv", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// The per-epoch history as CSV, a row per epoch under a header of the JSON report's epoch fields (RMSE columns for
+    /// regression); an empty field where the JSON has null (no validation or test set, accuracy of a regression).
+    /// </summary>
+    public static void WriteCsv(TextWriter w, RunDescription run, IReadOnlyList<EpochRecord> epochs)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        ArgumentNullException.ThrowIfNull(run);
+        ArgumentNullException.ThrowIfNull(epochs);
+        var regression = !run.Classification;
+        w.Write("epoch,trainLoss,trainAccuracy,validationLoss,validationAccuracy,testLoss,testAccuracy,");
+        w.Write(regression ? "trainRmse,testRmse," : "");
+        w.Write("seconds,samplesPerSecond,learningRate,steps,samples\n");
+        foreach (var e in epochs)
+        {
+            var c = CultureInfo.InvariantCulture;
+            string[] head = [e.Epoch.ToString(c), Field(e.TrainLoss), Field(e.TrainAccuracy), Field(e.ValidationLoss), Field(e.ValidationAccuracy), Field(e.TestLoss), Field(e.TestAccuracy)];
+            string[] rmse = regression ? [Field(e.TrainRmse), Field(e.TestRmse)] : [];
+            string[] tail = [Field(e.Seconds), Field(e.SamplesPerSecond), e.LearningRate.ToString("R", c), e.Steps.ToString(c), e.Samples.ToString(c)];
+            w.Write(string.Join(',', [.. head, .. rmse, .. tail]));
+            w.Write('\n');
+        }
+
+        static string Field(double? value) => value is { } v && double.IsFinite(v) ? v.ToString("R", CultureInfo.InvariantCulture) : "";
     }
 
     /// <summary>Writes the report object.</summary>
@@ -91,7 +132,8 @@ public static class TrainingReport
 
             Number(w, "seconds", e.Seconds);
             Number(w, "samplesPerSecond", e.SamplesPerSecond);
-            Number(w, "learningRate", e.LearningRate);
+            // As a float: 0.1, not the double nearest the float 0.1 (0.10000000149011612).
+            w.WriteNumber("learningRate", e.LearningRate);
             w.WriteNumber("steps", e.Steps);
             w.WriteNumber("samples", e.Samples);
             w.WriteEndObject();

@@ -38,7 +38,7 @@ public sealed class TrainingOptionSet
     private readonly Option<bool> _standardize = EnvOption.Create("--standardize", "Scale CSV features to zero mean and unit variance (fitted on the training data, saved with the model). On by default; --standardize false turns it off.", "CLUSTER_STANDARDIZE", true);
     private readonly Option<string?> _initModel = EnvOption.Create<string?>("--init-model", "Start from a saved model (binary or .json) instead of random weights.", "CLUSTER_INIT_MODEL", null);
     private readonly Option<string?> _model = EnvOption.Create<string?>("--model", "Save the trained model here (.json for JSON, else binary).", "CLUSTER_MODEL", null);
-    private readonly Option<string?> _report = EnvOption.Create<string?>("--report", "Write the training report (JSON) here.", "CLUSTER_REPORT", null);
+    private readonly Option<string?> _report = EnvOption.Create<string?>("--report", "Write the training report here: JSON (options, per-epoch history, final figures, the cluster's workers), or the per-epoch history alone as CSV when the name ends in .csv.", "CLUSTER_REPORT", null);
     private readonly Option<string?> _checkpointDir = EnvOption.Create<string?>("--checkpoint-dir", "Write checkpoints (weights, optimizer state, position, history) here, atomically.", "CLUSTER_CHECKPOINT_DIR", null);
     private readonly Option<int> _checkpointEvery = EnvOption.Create("--checkpoint-every", "Checkpoint every N steps as well as at each epoch end (0: epoch ends only).", "CLUSTER_CHECKPOINT_EVERY", 0);
     private readonly Option<int> _checkpointKeep = EnvOption.Create("--checkpoint-keep", "Checkpoints kept.", "CLUSTER_CHECKPOINT_KEEP", 3);
