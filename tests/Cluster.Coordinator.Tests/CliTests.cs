@@ -797,6 +797,17 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Example_OrPerceptron_SaysHowManyPointsXorsFinalWeightsMisclassify()
+    {
+        // It said "still 4 misclassified after 100 epochs": the mistakes made during the last pass, each an update.
+        // No weights of one threshold unit misclassify all four XOR points, nor none of them.
+        var (code, output, error) = await RunAsync("example", "or-perceptron");
+        Assert.True(code == 0, error + output);
+        Assert.Matches(@"Perceptron rule on XOR: [1-4] misclassified during pass 100, and no pass without one; its final weights misclassify [1-3] of the 4 points\. XOR is not linearly separable\.", output);
+        Assert.Contains("misclassified during the pass (each one an update)", output);
+    }
+
+    [Fact]
     public async Task BenchGemm_Json_HasTheDocumentedFields()
     {
         var (code, output, error) = await RunAsync("bench", "gemm", "--json", "--threads", "1,2", "--size", "64", "--backend", "managed");

@@ -47,7 +47,8 @@ public sealed class Perceptron
 
     /// <summary>
     /// Runs up to <paramref name="maxEpochs"/> passes of the perceptron rule over the samples (targets 0 or 1) and
-    /// returns the number of misclassified samples in each pass; stops after the first pass without error.
+    /// returns the number of samples misclassified in each pass, as they came (each one an update, so they are not the
+    /// mistakes of the weights at the pass's end); stops after the first pass without error.
     /// </summary>
     public IReadOnlyList<int> Fit(float[][] inputs, int[] targets, float learningRate = 0.1f, int maxEpochs = 100, Action<int, int>? onEpoch = null)
     {

@@ -60,7 +60,7 @@ public static class ExampleCommand
         float[][] inputs = [[0, 0], [0, 1], [1, 0], [1, 1]];
         var perceptron = new Perceptron(2, seed);
         output.WriteLine("Perceptron rule on OR:");
-        var errors = perceptron.Fit(inputs, [0, 1, 1, 1], 0.1f, 100, (epoch, wrong) => output.WriteLine($"  epoch {epoch}: {wrong} misclassified"));
+        var errors = perceptron.Fit(inputs, [0, 1, 1, 1], 0.1f, 100, (epoch, wrong) => output.WriteLine($"  epoch {epoch}: {wrong} misclassified during the pass (each one an update)"));
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  converged after {errors.Count} epochs: w = [{perceptron.Weights[0]:0.###}, {perceptron.Weights[1]:0.###}], b = {perceptron.Bias:0.###}"));
         foreach (var x in inputs)
         {
@@ -68,8 +68,12 @@ public static class ExampleCommand
         }
 
         var xor = new Perceptron(2, seed);
-        var xorErrors = xor.Fit(inputs, [0, 1, 1, 0], 0.1f, 100);
-        output.WriteLine($"Perceptron rule on XOR: still {xorErrors[^1]} misclassified after {xorErrors.Count} epochs; XOR is not linearly separable.");
+        int[] xorTargets = [0, 1, 1, 0];
+        var xorErrors = xor.Fit(inputs, xorTargets, 0.1f, 100);
+        // A pass's count is of the samples misclassified as they came, each moving the weights: XOR's final weights
+        // misclassify at least one point and at most three (no line puts all four on the wrong side either).
+        var wrongAtEnd = inputs.Where((x, i) => xor.Predict(x) != xorTargets[i]).Count();
+        output.WriteLine($"Perceptron rule on XOR: {xorErrors[^1]} misclassified during pass {xorErrors.Count}, and no pass without one; its final weights misclassify {wrongAtEnd} of the 4 points. XOR is not linearly separable.");
         return errors[^1] == 0 ? 0 : 1;
     }
 
